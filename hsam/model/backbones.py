@@ -75,19 +75,23 @@ class Backbone(nn.Module):
         return targets
 
 
-def build_backbone(name: str) -> Backbone:
-    """The architecture with random weights."""
+def build_backbone(name: str, img_size: Optional[int] = None) -> Backbone:
+    """The architecture with random weights; ``img_size`` overrides the backbone's usual input size."""
     if name not in BACKBONES:
         raise ValueError(f"unknown backbone '{name}'; choose one of {', '.join(sorted(BACKBONES))}")
     spec = BACKBONES[name]
+    size = img_size or spec.img_size
+    stride = 16 if spec.family == "sam_vit" else 4
+    if size % (stride * 4):
+        raise ValueError(f"{name} needs an input size divisible by {stride * 4}, got {size}")
     if spec.family == "sam_vit":
         arch = dict(spec.arch)
         encoder = ImageEncoderViT(
-            img_size=spec.img_size, patch_size=16, mlp_ratio=4, qkv_bias=True, use_rel_pos=True, out_chans=256,
+            img_size=size, patch_size=16, mlp_ratio=4, qkv_bias=True, use_rel_pos=True, out_chans=256,
             norm_layer=partial(nn.LayerNorm, eps=1e-6), window_size=arch.pop("window_size", 14), **arch)
-        return Backbone(name, encoder, spec.img_size, spec.img_size // 16)
-    encoder = TinyViT(img_size=spec.img_size, **spec.arch)
-    return Backbone(name, encoder, spec.img_size, spec.img_size // 4)
+    else:
+        encoder = TinyViT(img_size=size, **spec.arch)
+    return Backbone(name, encoder, size, size // stride)
 
 
 def litemedsam_checkpoint_path() -> Path:
@@ -146,7 +150,7 @@ def load_pretrained(backbone: Backbone, path: Optional[PathLike] = None,
         raise CheckpointError(f"{path}: has no image_encoder.* tensors; is it a SAM-family checkpoint?")
     if spec.family == "sam_vit":
         try:
-            encoder_state = resize_sam_state(encoder_state, spec.img_size, spec.arch["global_attn_indexes"])
+            encoder_state = resize_sam_state(encoder_state, backbone.img_size, spec.arch["global_attn_indexes"])
         except KeyError as exc:
             raise CheckpointError(f"{path}: does not fit the {backbone.name} image encoder: "
                                   f"missing key {exc.args[0]}") from None

@@ -34,7 +34,7 @@ def build_hsam(config: HSAMConfig, base_weights: Optional[str] = "pretrained",
     (tests, tiny models). New parts (mask tokens, hypernetworks, stage 2, CMAttn) start from ``seed``.
     """
     torch.manual_seed(seed)
-    backbone = build_backbone(config.backbone)
+    backbone = build_backbone(config.backbone, config.img_size)
     dim = 256
     prompt = PromptEmbeddings(dim)
     stage1 = Stage1Decoder(config.num_classes, dim, mlp_dim=config.decoder_mlp_dim, block_order=config.block_order)

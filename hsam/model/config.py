@@ -17,6 +17,7 @@ class HSAMConfig:
     """
 
     backbone: str = "litemedsam"
+    img_size: Optional[int] = None  # None: the backbone's usual input (512 SAM ViT, 256 LiteMedSAM)
     num_classes: int = 9  # including background
     lora_rank: int = 4  # 0: no LoRA
     mode: str = "paper"

@@ -65,9 +65,8 @@ def load_safetensors(path: PathLike) -> Dict[str, torch.Tensor]:
                               f"{str(exc).splitlines()[0]}") from None
 
 
-def describe_mismatch(module: nn.Module, state: Mapping[str, torch.Tensor]) -> Optional[str]:
-    """None when ``state`` fits ``module`` exactly, else a short description of the first differences."""
-    expected = module.state_dict()
+def describe_mismatch(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> Optional[str]:
+    """None when ``state`` has exactly the keys and shapes of ``expected``, else a short description."""
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     shapes = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
@@ -84,7 +83,7 @@ def describe_mismatch(module: nn.Module, state: Mapping[str, torch.Tensor]) -> O
 
 
 def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: PathLike, what: str) -> None:
-    problem = describe_mismatch(module, state)
+    problem = describe_mismatch(module.state_dict(), state)
     if problem:
         raise CheckpointError(f"{source}: does not fit the {what}: {problem}")
     module.load_state_dict(state, strict=True)

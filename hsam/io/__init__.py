@@ -1,0 +1,1 @@
+"""Volumes in and out: reading, canonical orientation, intensity normalisation."""

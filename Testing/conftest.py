@@ -21,7 +21,7 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def ct_slice(data_dir):
     """The middle axial slice of a real BTCV CT, windowed to [0, 1], as a (1, 3, 256, 256) batch."""
-    from hsam.volume_slices import middle_slice
+    from hsam.io.slices import middle_slice
 
     return middle_slice(data_dir / "btcv_synapse" / "256" / "case0005_ct.nii.gz", 256)
 

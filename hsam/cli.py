@@ -41,7 +41,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     for name, counts in parameter_report(model).items():
         print(f"  {name:9s} {counts['total'] / 1e6:9.3f} M parameters, {counts['trainable'] / 1e6:8.3f} M trainable")
     if args.image:
-        from .volume_slices import middle_slice
+        from .io.slices import middle_slice
 
         batch = middle_slice(args.image, model.img_size)
         start = time.perf_counter()

@@ -69,6 +69,3 @@ def _init_from_sam_decoder(model: HSAM, decoder_state: Dict[str, torch.Tensor]) 
         raise ValueError(f"pretrained decoder lacks {len(missing)} tensors (e.g. {missing[0]})")
     model.load_state_dict(mapped, strict=False)
 
-
-def trainable_parameter_names(model: HSAM):
-    return [n for n, p in model.named_parameters() if p.requires_grad]

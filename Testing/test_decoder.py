@@ -89,7 +89,7 @@ def test_release_mode_rejects_cmattn():
 
 def test_parameter_counts_against_paper_table6():
     """ViT-B H-SAM vs the SAMed-style (stage-1 only) model at 512; the numbers are reported in docs/model.md."""
-    from hsam.cli import parameter_report
+    from hsam.commands.info import parameter_report
 
     with torch.device("meta"):
         hsam = parameter_report(build_hsam(HSAMConfig(backbone="sam_vit_b", cmattn=True), "random"))

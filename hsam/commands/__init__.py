@@ -1,0 +1,1 @@
+"""Subcommands of ``hsam``: each module has ``register(subparsers)`` that adds its parser and sets ``func``."""

@@ -6,9 +6,9 @@ import importlib
 import sys
 from typing import List, Optional
 
-EXIT_ERROR = 1
+from .progress import EXIT_ERROR
 
-COMMANDS = ("info", "convert")
+COMMANDS = ("info", "convert", "segment")
 
 
 def build_parser() -> argparse.ArgumentParser:

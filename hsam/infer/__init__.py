@@ -1,0 +1,1 @@
+"""Volume inference: device choice, batched slices, post-processing, outputs."""

@@ -1,0 +1,98 @@
+"""Writing results: a label map (.nii.gz, .nrrd, .mha) or a Slicer segmentation (.seg.nrrd) with names, colors and
+terminology. Files are written to a temporary name beside the target and renamed, so an interrupted run leaves
+no partial output and never half-overwrites an existing file."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Union
+
+import numpy as np
+import SimpleITK as sitk
+
+SLICER_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
+LABELMAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
+
+def output_kind(path: Union[str, Path]) -> str:
+    name = str(path).lower()
+    if name.endswith(".seg.nrrd"):
+        return "segmentation"
+    if name.endswith(LABELMAP_SUFFIXES):
+        return "labelmap"
+    raise ValueError(f"{path}: unsupported output type; use .seg.nrrd (Slicer segmentation), .nii.gz, .nrrd or .mha")
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in (".seg.nrrd", ".nii.gz") + LABELMAP_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    return path.suffix
+
+
+def write_atomic(path: Union[str, Path], writer) -> Path:
+    """Call ``writer(temp_path)`` then rename onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_suffix(path))
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def ijk_to_lps(image: sitk.Image) -> np.ndarray:
+    matrix = np.eye(4)
+    direction = np.array(image.GetDirection()).reshape(3, 3)
+    matrix[:3, :3] = direction @ np.diag(image.GetSpacing())
+    matrix[:3, 3] = image.GetOrigin()
+    return matrix
+
+
+def _slicer_terminology(entry: Dict) -> Dict:
+    def code(c: Dict) -> List[str]:
+        return [c["CodingSchemeDesignator"], c["CodeValue"], c["CodeMeaning"]]
+
+    out = {"contextName": SLICER_CONTEXT, "category": code(entry["category"]), "type": code(entry["type"])}
+    if "typeModifier" in entry:
+        out["typeModifier"] = code(entry["typeModifier"])
+    return out
+
+
+def segmentation_dict(labels: sitk.Image, label_specs: List[Dict]) -> Dict:
+    """A slicerio segmentation: one layer, one segment per class (also for organs absent from this volume)."""
+    from scipy.ndimage import find_objects
+
+    voxels = np.ascontiguousarray(sitk.GetArrayViewFromImage(labels).transpose(2, 1, 0))  # (i, j, k)
+    boxes = find_objects(voxels, max_label=max((s["value"] for s in label_specs), default=0))
+    segments = []
+    for spec in label_specs:
+        box = boxes[spec["value"] - 1] if spec["value"] - 1 < len(boxes) else None
+        extent = [v for sl in box for v in (sl.start, sl.stop - 1)] if box else [0, -1, 0, -1, 0, -1]
+        segment = {"id": f"Segment_{spec['value']}", "name": spec["name"], "labelValue": int(spec["value"]),
+                   "layer": 0, "color": [c / 255.0 for c in spec["color"]], "extent": extent}
+        if "terminology" in spec:
+            segment["terminology"] = _slicer_terminology(spec["terminology"])
+        segments.append(segment)
+    return {"voxels": voxels, "ijkToLPS": ijk_to_lps(labels), "segments": segments,
+            "containedRepresentationNames": ["Binary labelmap"], "masterRepresentation": "Binary labelmap",
+            "referenceImageExtentOffset": [0, 0, 0]}
+
+
+def write_labels(labels: sitk.Image, path: Union[str, Path], label_specs: List[Dict]) -> Path:
+    if output_kind(path) == "segmentation":
+        import slicerio
+
+        seg = segmentation_dict(labels, label_specs)
+        return write_atomic(path, lambda tmp: slicerio.write_segmentation(tmp, seg))
+    return write_atomic(path, lambda tmp: sitk.WriteImage(labels, tmp, True))
+
+
+def write_image(image: sitk.Image, path: Union[str, Path]) -> Path:
+    return write_atomic(path, lambda tmp: sitk.WriteImage(image, tmp, True))

@@ -1,0 +1,84 @@
+"""Segment a canonically oriented volume slice batch by slice batch.
+
+Only the canonical input, the uint8 label volume and (optionally) a float uncertainty map are ever held at full
+size; each batch is normalised, resized to the model input, predicted, and its fused probabilities (not labels)
+resized back to the slice grid before the argmax.
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable, Dict, NamedTuple, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..io.normalize import normalize
+from ..io.slices import slices_to_batch
+from .device import is_out_of_memory
+
+
+class SliceResult(NamedTuple):
+    labels: np.ndarray  # (k, j, i) uint8 class values
+    uncertainty: Optional[np.ndarray]  # (k, j, i) float32 entropy of the fused probabilities, or None
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+class SlicePredictor:
+    def __init__(self, model, device: torch.device, batch_size: int = 8,
+                 log: Optional[Callable[[str], None]] = None) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.batch_size = max(1, int(batch_size))
+        self.log = log or (lambda _: None)
+        self.normalization: Dict[str, Any] = model.card["normalization"]
+
+    def _predict_batch(self, chunk: np.ndarray, uncertainty: bool):
+        size = self.model.img_size
+        batch = slices_to_batch(normalize(chunk, self.normalization), size).to(self.device)
+        with torch.inference_mode(), _autocast(self.device):
+            fused = self.model.predict_logits(batch)["fused"]
+        probs = torch.softmax(fused.float(), dim=1)
+        if probs.shape[-2:] != chunk.shape[-2:]:
+            probs = F.interpolate(probs, size=chunk.shape[-2:], mode="bilinear", align_corners=False)
+        labels = probs.argmax(1).to(torch.uint8).cpu().numpy()
+        entropy = None
+        if uncertainty:
+            entropy = (-(probs * probs.clamp_min(1e-8).log()).sum(1)).cpu().numpy().astype(np.float32)
+        return labels, entropy
+
+    def predict(self, volume: np.ndarray, uncertainty: bool = False,
+                on_progress: Optional[Callable[[int, int], None]] = None,
+                check_stop: Optional[Callable[[], None]] = None) -> SliceResult:
+        """volume: (k, j, i) raw intensities in canonical orientation."""
+        depth = volume.shape[0]
+        labels = np.zeros(volume.shape, dtype=np.uint8)
+        entropy_map = np.zeros(volume.shape, dtype=np.float32) if uncertainty else None
+        start = 0
+        while start < depth:
+            if check_stop:
+                check_stop()
+            end = min(depth, start + self.batch_size)
+            try:
+                out, ent = self._predict_batch(np.asarray(volume[start:end], dtype=np.float32), uncertainty)
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc) or self.batch_size == 1:
+                    raise
+                self.batch_size = max(1, self.batch_size // 2)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                self.log(f"out of GPU memory: continuing with batch size {self.batch_size}")
+                continue
+            labels[start:end] = out
+            if entropy_map is not None:
+                entropy_map[start:end] = ent
+            start = end
+            if on_progress:
+                on_progress(start, depth)
+        return SliceResult(labels, entropy_map)

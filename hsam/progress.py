@@ -1,0 +1,95 @@
+"""Progress for people (tqdm on stderr) or for the Slicer modules (one JSON object per line on stdout).
+
+Events: {"event": "progress", "done": n, "total": m, ...}, {"event": "log", "message": ...},
+{"event": "result", ...}, {"event": "error", "message": ...}; training adds its own event names.
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from typing import Any, Optional, TextIO
+
+EXIT_ERROR = 1
+EXIT_CANCELLED = 3
+
+
+class Cancelled(Exception):
+    """The user asked to stop (SIGINT/SIGTERM or a cancel request)."""
+
+
+class Reporter:
+    def event(self, name: str, **fields: Any) -> None:
+        raise NotImplementedError
+
+    def progress(self, done: int, total: int, **fields: Any) -> None:
+        self.event("progress", done=done, total=total, **fields)
+
+    def log(self, message: str) -> None:
+        self.event("log", message=message)
+
+    def close(self) -> None:
+        pass
+
+
+class JsonLinesReporter(Reporter):
+    def __init__(self, stream: Optional[TextIO] = None) -> None:
+        self.stream = stream or sys.stdout
+
+    def event(self, name: str, **fields: Any) -> None:
+        self.stream.write(json.dumps({"event": name, **fields}) + "\n")
+        self.stream.flush()
+
+
+class ConsoleReporter(Reporter):
+    """tqdm bars for ``progress`` events, plain lines for the rest."""
+
+    def __init__(self) -> None:
+        self._bar = None
+        self._bar_key = None
+
+    def event(self, name: str, **fields: Any) -> None:
+        from tqdm import tqdm
+
+        if name == "progress":
+            key = (fields.get("stage"), fields["total"], fields.get("case"))
+            if self._bar is None or self._bar_key != key:
+                self.close()
+                self._bar = tqdm(total=fields["total"], desc=str(fields.get("stage") or ""), file=sys.stderr,
+                                 leave=False)
+                self._bar_key = key
+            self._bar.update(fields["done"] - self._bar.n)
+        else:
+            text = fields.get("message") or ", ".join(f"{k}={v}" for k, v in fields.items())
+            print(f"{name}: {text}" if name != "log" else text, file=sys.stderr)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def make_reporter(kind: Optional[str]) -> Reporter:
+    return JsonLinesReporter() if kind == "jsonl" else ConsoleReporter()
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM (when installed) or by ``set()``; long loops call ``check()`` between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self, *_: Any) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def check(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled")
+
+    def install_signal_handlers(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self.set)

@@ -14,7 +14,7 @@ import requests
 
 from hsam.models.download import DownloadError, RemoteFile, download
 from hsam.models.filelock import ExclusiveCreateLock, FlockLock, fcntl
-from hsam.models.progress import Reporter
+from hsam.progress import JsonLinesReporter
 from local_http import start_server
 
 DATA = os.urandom(600_000)
@@ -54,18 +54,18 @@ def _leftovers(folder):
 
 def test_full_download_with_jsonl_progress(web, tmp_path):
     out = io.StringIO()
-    path = _fetch(_file(web, "files"), tmp_path, reporter=Reporter("jsonl", out, interval=0.0))
+    path = _fetch(_file(web, "files"), tmp_path, reporter=JsonLinesReporter(out))
     assert path.read_bytes() == DATA
     assert _leftovers(tmp_path) == ["w.bin"]  # no .part, no .lock
     events = [json.loads(line) for line in out.getvalue().splitlines()]
     progress = [e for e in events if e["event"] == "progress"]
-    assert progress[-1] == {"event": "progress", "file": "w.bin", "bytes": len(DATA), "total": len(DATA)}
-    assert len(progress) > 2
+    assert progress[-1] == {"event": "progress", "done": len(DATA), "total": len(DATA), "stage": "download",
+                            "file": "w.bin"}
 
 
 def test_interrupted_download_resumes_with_range(web, tmp_path):
     log = io.StringIO()
-    assert _fetch(_file(web, "cut"), tmp_path, reporter=Reporter("none", log)).read_bytes() == DATA
+    assert _fetch(_file(web, "cut"), tmp_path, reporter=JsonLinesReporter(log)).read_bytes() == DATA
     first, second = [r for _, r, _ in web.log]
     assert first is None and 0 < int(second[len("bytes="):-1]) <= len(DATA) // 2  # resumed, not restarted
     assert "trying again" in log.getvalue()
@@ -81,7 +81,7 @@ def test_partial_file_from_an_earlier_run_is_resumed(web, tmp_path):
 def test_server_that_ignores_range_starts_over(web, tmp_path):
     (tmp_path / "w.bin.part").write_bytes(DATA[:250_000])
     log = io.StringIO()
-    assert _fetch(_file(web, "norange"), tmp_path, reporter=Reporter("none", log)).read_bytes() == DATA
+    assert _fetch(_file(web, "norange"), tmp_path, reporter=JsonLinesReporter(log)).read_bytes() == DATA
     assert "cannot resume" in log.getvalue()
 
 
@@ -155,7 +155,7 @@ def test_unpinned_file_needs_explicit_trust(web, tmp_path):
         _fetch(_file(web, "files", sha=None), tmp_path)
     assert "--trust-unpinned" in str(exc.value) and web.log == []
     log = io.StringIO()
-    _fetch(_file(web, "files", sha=None), tmp_path, trust_unpinned=True, reporter=Reporter("none", log))
+    _fetch(_file(web, "files", sha=None), tmp_path, trust_unpinned=True, reporter=JsonLinesReporter(log))
     assert SHA in log.getvalue()
 
 

@@ -1,0 +1,92 @@
+"""``hsam evaluate``: Dice and HD95 (voxel and mm) of predictions, or of a model run on images, against labels."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+import SimpleITK as sitk
+
+
+def _expand(paths: List[str]) -> List[Path]:
+    out: List[Path] = []
+    for p in map(Path, paths):
+        out.extend(sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p])
+    return out
+
+
+def _is_model(target: str) -> bool:
+    from ..models.model_dir import resolve_model_dir
+
+    if Path(target).is_dir():
+        return (Path(target) / "model.json").is_file()
+    if Path(target).exists():
+        return False
+    try:
+        resolve_model_dir(target)
+        return True
+    except Exception:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.metrics import score_organs
+    from ..evaluation.report import case_names, markdown, write_csv
+    from ..io.volume import read_image
+    from ..models.labels import BTCV_8_ORGANS
+
+    labels = _expand(args.labels)
+    names: Dict[int, str] = {s["value"]: s["name"] for s in BTCV_8_ORGANS}
+    if _is_model(args.target):
+        from ..infer.device import choose_device
+        from ..infer.segment import segment_image
+        from ..infer.slice_predictor import SlicePredictor
+        from ..models import load_model
+
+        if not args.images:
+            raise ValueError("evaluating a model needs --images (one per --labels file, same order)")
+        images = _expand(args.images)
+        device = choose_device(args.device, lambda m: print(m, file=sys.stderr))
+        model = load_model(args.target, device=device)
+        names = {s["value"]: s["name"] for s in model.card["labels"]}
+        predictor = SlicePredictor(model, device, args.batch_size)
+        predictions = (segment_image(predictor, read_image(p), postprocess=not args.no_postprocess,
+                                     source=str(p))[0] for p in images)
+        cases = case_names(images)
+    else:
+        images = _expand([args.target])
+        predictions = (read_image(p) for p in images)
+        cases = case_names(images)
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} predictions/images but {len(labels)} label files; give them in pairs")
+    results = {}
+    for case, pred, label_path in zip(cases, predictions, labels):
+        ref = read_image(label_path)
+        if pred.GetSize() != ref.GetSize():
+            raise ValueError(f"{label_path}: grid {ref.GetSize()} differs from the prediction's {pred.GetSize()}")
+        spacing_kji = ref.GetSpacing()[::-1]
+        results[case] = score_organs(sitk.GetArrayFromImage(pred).astype(np.int32),
+                                     sitk.GetArrayFromImage(ref).astype(np.int32), list(names), spacing_kji)
+    table = markdown(results, names)
+    print(table)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(table)
+        write_csv(out / "metrics.csv", results, names)
+        print(f"written {out / 'report.md'} and {out / 'metrics.csv'}", file=sys.stderr)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="Dice and HD95 per organ against reference labels")
+    p.add_argument("target", help="prediction file/folder, or a model (id or directory) to run on --images")
+    p.add_argument("--labels", nargs="+", required=True, help="reference label files or a folder (same order)")
+    p.add_argument("--images", nargs="+", help="images to segment when TARGET is a model")
+    p.add_argument("--out", help="folder for report.md and metrics.csv")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--no-postprocess", action="store_true")
+    p.set_defaults(func=run)

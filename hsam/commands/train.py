@@ -1,0 +1,95 @@
+"""``hsam train``: fine-tune H-SAM on a few annotated cases (docs/training.md)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..progress import EXIT_CANCELLED
+
+
+def settings_from_args(args: argparse.Namespace):
+    from ..train import TrainSettings
+
+    return TrainSettings(
+        out=args.out, base=args.base, cases=[tuple(pair) for pair in args.case], manifest=args.cases,
+        label_map=args.label_map, checkpoint=args.checkpoint, model_id=args.id, lora_rank=args.lora_rank,
+        mode=args.mode, val_cases=args.val_cases, slice_fraction=args.slice_fraction,
+        empty_slice_fraction=args.empty_slices, val_slices=args.val_slices, augment=not args.no_augment,
+        intensity_jitter=args.intensity_jitter, epochs=args.epochs, batch_size=args.batch_size,
+        accumulate=args.accumulate, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
+        dice_weight=args.dice_weight, stage_weights=args.stage_weights, early_stop=args.early_stop,
+        freeze_encoder=args.freeze_encoder, cached_views=args.cached_views, seed=args.seed, device=args.device,
+        amp=not args.no_amp, progress=args.progress, resume=args.resume, no_validation=args.no_validation)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import TrainingStopped, train
+
+    try:
+        summary = train(settings_from_args(args))
+    except TrainingStopped as stopped:  # the state is saved: --resume continues the run
+        print(f"hsam: {stopped}", file=sys.stderr)
+        return EXIT_CANCELLED
+    if args.progress != "jsonl":
+        print(json.dumps(summary, indent=2))
+    return 0
+
+
+def register(sub) -> None:
+    from ..train.settings import TrainSettings
+
+    d = TrainSettings(out="")
+    p = sub.add_parser("train", help="fine-tune a model on a few annotated cases",
+                       description="Fine-tune H-SAM on image + label pairs; writes a model directory.")
+    data = p.add_argument_group("cases")
+    data.add_argument("--cases", metavar="MANIFEST", help="JSON or CSV manifest: image, label[, split]")
+    data.add_argument("--case", nargs=2, action="append", default=[], metavar=("IMAGE", "LABEL"),
+                      help="an image and its label file (NIfTI, NRRD, .seg.nrrd, DICOM folder); repeatable")
+    data.add_argument("--label-map", help="JSON mapping label values / segment names to model classes")
+    data.add_argument("--val-cases", type=int, help="cases held out for validation when the manifest names no "
+                      "split (default: 20%%, at least 1)")
+    data.add_argument("--no-validation", action="store_true", help="train on every case, keep the last epoch")
+    data.add_argument("--slice-fraction", type=float, default=d.slice_fraction,
+                      help="share of each training case's slices to use (paper few-shot protocol: 0.1)")
+    data.add_argument("--empty-slices", type=float, default=d.empty_slice_fraction,
+                      help="at most this share of the picked slices may show no organ (default %(default)s)")
+    data.add_argument("--val-slices", type=int, default=d.val_slices,
+                      help="evenly spaced slices per validation case (default %(default)s)")
+    data.add_argument("--no-augment", action="store_true", help="no rotation / scaling / elastic deformation")
+    data.add_argument("--intensity-jitter", action="store_true", help="also jitter contrast and brightness")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--base", default=d.base, help="model directory or installed id to fine-tune, or a "
+                       "backbone for a new model: litemedsam (default), sam_vit_b/l/h (with --checkpoint)")
+    model.add_argument("--out", required=True, help="model directory to write (also holds training/state.pt)")
+    model.add_argument("--id", help="model id (default: the --out folder's name)")
+    model.add_argument("--checkpoint", help="SAM checkpoint file for a sam_vit_* base")
+    model.add_argument("--lora-rank", type=int, default=d.lora_rank, help="LoRA rank of a new model")
+    model.add_argument("--mode", default=d.mode, choices=("paper", "release"), help="architecture of a new model")
+    model.add_argument("--freeze-encoder", action="store_true",
+                       help="no LoRA: cache image embeddings once and train the decoders only (fast on CPU)")
+    model.add_argument("--cached-views", type=int, default=d.cached_views,
+                       help="with --freeze-encoder: each slice plus N-1 augmented copies (default %(default)s)")
+
+    recipe = p.add_argument_group("recipe")
+    recipe.add_argument("--epochs", type=int, default=d.epochs)
+    recipe.add_argument("--batch-size", type=int, default=d.batch_size, help="slices per process and micro-batch")
+    recipe.add_argument("--accumulate", type=int, default=d.accumulate, help="micro-batches per optimiser step")
+    recipe.add_argument("--lr", type=float, default=d.lr, help="base learning rate (AdamW)")
+    recipe.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    recipe.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: 6%% of all steps)")
+    recipe.add_argument("--dice-weight", type=float, default=d.dice_weight, help="d in (1-d) CE + d Dice")
+    recipe.add_argument("--stage-weights", default=d.stage_weights, choices=("paper", "release"),
+                        help="stage-1 weight schedule: paper 0.8*exp(-0.005*epoch), or the released code's")
+    recipe.add_argument("--early-stop", type=int, metavar="EPOCHS",
+                        help="stop after this many epochs without a better validation Dice")
+    recipe.add_argument("--seed", type=int, default=d.seed)
+
+    run_group = p.add_argument_group("run")
+    run_group.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:1, ...")
+    run_group.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
+    run_group.add_argument("--progress", default=d.progress, choices=("tqdm", "jsonl", "none"),
+                           help="tqdm bar (default) or JSON-lines events on stdout")
+    run_group.add_argument("--resume", action="store_true", help="continue the run saved in --out")
+    p.set_defaults(func=run)

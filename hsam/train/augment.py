@@ -1,0 +1,67 @@
+"""Slice augmentation as the paper names it: rotation, scaling and elastic deformation, plus optional intensity
+jitter.
+
+All geometric changes are composed into one sampling grid and applied once with ``scipy.ndimage.map_coordinates``:
+linear for the image, nearest for the labels, so a label voxel is always one of the original classes (the released
+code interpolated labels linearly and truncated, inventing classes at boundaries). There is deliberately no mirroring:
+a left-right flip would swap the meaning of the left/right kidney labels.
+
+Unlike the released code's mutually exclusive branches, each transform is drawn independently; its strongest
+"scaling" (a crop of 20-80% of the slice, i.e. zooming in up to 5×) is replaced by a moderate zoom in both
+directions, which keeps whole organs in view on the few slices of a few-shot run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+from scipy.ndimage import gaussian_filter, map_coordinates
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    rotate_p: float = 0.5
+    max_angle_deg: float = 20.0
+    scale_p: float = 0.5
+    scale_range: Tuple[float, float] = (0.8, 1.25)
+    elastic_p: float = 0.25
+    elastic_alpha: float = 2.0  # displacement amplitude, times the slice width (as the released code)
+    elastic_sigma: float = 0.08  # smoothing of the displacement field, times the slice width
+    intensity_jitter: bool = False
+    contrast_range: Tuple[float, float] = (0.9, 1.1)
+    brightness_range: Tuple[float, float] = (-0.05, 0.05)
+
+
+def augment_slice(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
+                  settings: AugmentSettings = AugmentSettings()) -> Tuple[np.ndarray, np.ndarray]:
+    """(H, W) normalised image and class labels -> augmented copies."""
+    h, w = image.shape
+    # Draw every random number in a fixed order so one seed always gives the same transform.
+    rotate, scale, elastic, jitter = rng.random(4)
+    angle = np.deg2rad(rng.uniform(-settings.max_angle_deg, settings.max_angle_deg))
+    zoom = float(np.exp(rng.uniform(*np.log(settings.scale_range))))
+    noise = rng.uniform(-1.0, 1.0, size=(2, h, w)) if elastic < settings.elastic_p else None
+    contrast, brightness = rng.uniform(*settings.contrast_range), rng.uniform(*settings.brightness_range)
+
+    angle = angle if rotate < settings.rotate_p else 0.0
+    zoom = zoom if scale < settings.scale_p else 1.0
+    if angle or zoom != 1.0 or noise is not None:
+        coords = _sampling_grid(h, w, angle, zoom)
+        if noise is not None:
+            width = max(h, w)
+            coords += np.stack([gaussian_filter(n, settings.elastic_sigma * width) for n in noise]) \
+                * settings.elastic_alpha * width
+        image = map_coordinates(image, coords, order=1, mode="constant", cval=0.0).astype(np.float32)
+        label = map_coordinates(label, coords, order=0, mode="constant", cval=0).astype(label.dtype)
+    if settings.intensity_jitter and jitter < 0.5:
+        image = np.clip(image * contrast + brightness, 0.0, 1.0).astype(np.float32)
+    return image, label
+
+
+def _sampling_grid(h: int, w: int, angle: float, zoom: float) -> np.ndarray:
+    """(2, H, W) input coordinates of each output pixel for a rotation by ``angle`` and a zoom about the centre."""
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    y, x = np.meshgrid(np.arange(h, dtype=np.float64) - cy, np.arange(w, dtype=np.float64) - cx, indexing="ij")
+    cos, sin = np.cos(angle) / zoom, np.sin(angle) / zoom
+    return np.stack([cos * y - sin * x + cy, sin * y + cos * x + cx])

@@ -1,0 +1,78 @@
+"""``--freeze-encoder``: compute every image embedding once and train only what comes after the encoder.
+
+The encoder is the bulk of the compute and is frozen anyway when no LoRA is trained, so its output for a given
+input never changes. Augmentation must then happen before the encoder: each training slice is cached as
+``views`` versions, the slice itself and ``views - 1`` augmented copies (drawn once with fixed seeds), and every
+epoch uses one of them per slice. Embeddings are kept in float16 (2 MB per LiteMedSAM slice) to fit memory.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .augment import AugmentSettings, augment_slice
+from .dataset import SliceSet, to_batch, view_generator
+
+
+@dataclass
+class EmbeddingCache:
+    embeddings: torch.Tensor  # (N, V, D, h, w) float16
+    labels: torch.Tensor  # (N, V, S, S) uint8
+
+    @property
+    def views(self) -> int:
+        return self.embeddings.shape[1]
+
+    def batch(self, indices: List[int], views: List[int], device: torch.device):
+        idx, v = torch.as_tensor(indices), torch.as_tensor(views)
+        return (self.embeddings[idx, v].to(device, torch.float32), self.labels[idx, v].to(device).long())
+
+
+@contextmanager
+def embeddings_as_input(model: nn.Module) -> Iterator[None]:
+    """Within the block, ``model(x)`` takes cached embeddings in place of images (the encoder is bypassed)."""
+    backbone = model.backbone
+    encoder = backbone.encoder
+    backbone.encoder = nn.Identity()
+    try:
+        yield
+    finally:
+        backbone.encoder = encoder
+
+
+@torch.no_grad()
+def encode_slices(model: nn.Module, slices: SliceSet, size: int, views: int, seed: int,
+                  augment: Optional[AugmentSettings], batch_size: int, device: torch.device,
+                  on_batch: Callable[[int], None] = lambda n: None) -> EmbeddingCache:
+    """Embeddings of every slice and view; view 0 is the slice itself, views 1.. are augmented copies."""
+    views = views if augment is not None else 1
+    jobs = [(i, v) for i in range(len(slices)) for v in range(views)]
+    embeddings: Optional[torch.Tensor] = None
+    labels = torch.zeros(len(slices), views, size, size, dtype=torch.uint8)
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start:start + batch_size]
+        images, targets = [], []
+        for i, v in chunk:
+            image, label = slices.images[i], slices.labels[i]
+            if v:
+                image, label = augment_slice(image, label, view_generator(seed, i, v), augment)
+            images.append(image)
+            targets.append(label)
+        x, y = to_batch(images, targets, size)
+        e = model.backbone(x.to(device)).to("cpu", torch.float16)
+        if embeddings is None:
+            embeddings = torch.zeros(len(slices), views, *e.shape[1:], dtype=torch.float16)
+        for (i, v), emb, lab in zip(chunk, e, y):
+            embeddings[i, v] = emb
+            labels[i, v] = lab.to(torch.uint8)
+        on_batch(len(chunk))
+    return EmbeddingCache(embeddings, labels)
+
+
+def pick_views(cache_views: int, generators: List[np.random.Generator]) -> List[int]:
+    return [int(g.integers(cache_views)) for g in generators]

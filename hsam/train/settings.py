@@ -1,0 +1,79 @@
+"""Every setting of a training job, with the recipe defaults (docs/training.md explains each choice)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+# Settings that change the numbers a run produces: a resumed run must use the same ones.
+RESULT_SETTINGS = (
+    "base", "checkpoint", "lora_rank", "mode", "label_map", "val_cases", "slice_fraction", "empty_slice_fraction",
+    "epochs", "batch_size", "accumulate", "lr", "weight_decay", "warmup_steps", "dice_weight", "stage_weights",
+    "freeze_encoder", "cached_views", "augment", "intensity_jitter", "val_slices", "seed", "decoder_mlp_dim",
+)
+
+
+@dataclass
+class TrainSettings:
+    out: str
+    base: str = "litemedsam"  # a model directory / installed id, or a backbone name for a new model
+    cases: List[Tuple[str, str]] = field(default_factory=list)  # (image, label) pairs given directly
+    manifest: Optional[str] = None  # JSON or CSV: image, label[, split]
+    label_map: Optional[str] = None  # JSON: file label values / segment names -> model classes
+    checkpoint: Optional[str] = None  # base weights file for SAM ViT backbones
+    model_id: Optional[str] = None
+    # New models only (a model directory as base keeps its own architecture).
+    lora_rank: int = 4
+    mode: str = "paper"
+    decoder_mlp_dim: int = 2048
+    # Data.
+    val_cases: Optional[int] = None  # cases held out when the manifest names no split; None: 20%, at least 1
+    slice_fraction: float = 1.0  # the paper's few-shot protocol uses 0.1
+    empty_slice_fraction: float = 0.1  # at most this share of the picked slices may be background only
+    val_slices: int = 40  # per validation case, evenly spaced over the case
+    augment: bool = True
+    intensity_jitter: bool = False
+    # Optimisation (AdamW and the released schedule; method notes §10).
+    epochs: int = 100
+    batch_size: int = 8
+    accumulate: int = 1
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: Optional[int] = None  # None: 6% of all steps (the released 250 of 4,200)
+    dice_weight: float = 0.9  # per stage: (1 - d) CE + d Dice
+    stage_weights: str = "paper"  # "paper": λw = 0.8·exp(-0.005·epoch); "release": 1 - 0.6^(0.99^epoch)
+    early_stop: Optional[int] = None  # stop after this many epochs without a better validation Dice
+    # Encoder.
+    freeze_encoder: bool = False  # no LoRA; image embeddings computed once and cached
+    cached_views: int = 3  # with --freeze-encoder: the slice itself plus this many minus one augmented copies
+    # Run.
+    seed: int = 2345
+    device: str = "auto"
+    amp: bool = True  # CUDA only
+    progress: str = "tqdm"  # "tqdm", "jsonl" or "none"
+    resume: bool = False
+    no_validation: bool = False  # keep the last epoch instead of the best validated one
+
+    def validate(self) -> None:
+        from .errors import TrainingError
+
+        checks = [
+            (0 < self.slice_fraction <= 1, "--slice-fraction must be in (0, 1]"),
+            (0 <= self.empty_slice_fraction <= 1, "--empty-slices must be in [0, 1]"),
+            (self.epochs >= 1, "--epochs must be at least 1"),
+            (self.batch_size >= 1 and self.accumulate >= 1, "--batch-size and --accumulate must be at least 1"),
+            (self.lr > 0, "--lr must be positive"),
+            (0 <= self.dice_weight <= 1, "--dice-weight must be in [0, 1]"),
+            (self.stage_weights in ("paper", "release"), "--stage-weights must be 'paper' or 'release'"),
+            (self.cached_views >= 1, "--cached-views must be at least 1"),
+            (self.val_slices >= 1, "--val-slices must be at least 1"),
+            (self.progress in ("tqdm", "jsonl", "none"), "--progress must be tqdm, jsonl or none"),
+            (self.early_stop is None or self.early_stop >= 1, "--early-stop must be at least 1"),
+            (not (self.no_validation and self.early_stop), "--early-stop needs validation"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise TrainingError(message)
+
+    def result_settings(self) -> Dict[str, Any]:
+        data = asdict(self)
+        return {k: data[k] for k in RESULT_SETTINGS}

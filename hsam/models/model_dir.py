@@ -16,15 +16,12 @@ from ..model.build import build_hsam
 from ..model.config import HSAMConfig
 from ..model.hsam import HSAM
 from ..model.weights import CheckpointError, describe_mismatch, load_safetensors, sha256_of
+from .cache import hsam_home, resolve_id
 from .card import CARD_FILE, CT_WINDOW, DEFAULT_ORIENTATION, FORMAT, WEIGHTS_FILE, read_card, write_json_atomic
+from .catalog import load_catalog
 from .labels import generic_labels
 
 _LORA_PARTS = (".a_q.", ".b_q.", ".a_v.", ".b_v.")
-
-
-def hsam_home() -> Path:
-    """Where models and base weights live; HSAM_HOME overrides ~/.hsam."""
-    return Path(os.environ.get("HSAM_HOME") or Path.home() / ".hsam")
 
 
 def is_base_weight(key: str) -> bool:
@@ -81,20 +78,20 @@ def find_base_weights(spec: Dict[str, Any], model_dir: Path, extra_dirs: Iterabl
     for path in candidates:
         if path.is_file():
             return path
+    entry = next((e for e in load_catalog().values() if e.install == "weights-file"
+                  and any(f.name == name for f in e.files)), None)
+    command = f"run `hsam models download {entry.id}`, or " if entry else ""
     url = f" (download: {spec['url']})" if spec.get("url") else ""
-    raise CheckpointError(f"base weights {name} not found{url}; put the file in {hsam_home() / 'weights'} or next "
-                          f"to the model in {model_dir}")
+    raise CheckpointError(f"base weights {name} not found{url}; {command}put the file in {hsam_home() / 'weights'} "
+                          f"or next to the model in {model_dir}")
 
 
 def resolve_model_dir(model: Union[str, Path]) -> Path:
+    """A model directory, or a registry id (``id`` or ``id@version``): installed, downloaded or bundled."""
     path = Path(model).expanduser()
     if path.is_dir():
         return path
-    installed = hsam_home() / "models" / str(model)
-    if installed.is_dir():
-        return installed
-    raise CheckpointError(f"model '{model}' not found: give a model directory, or an id installed under "
-                          f"{hsam_home() / 'models'}")
+    return resolve_id(str(model))
 
 
 def load_model(model: Union[str, Path], merge_lora: bool = True, device: Union[str, torch.device] = "cpu",
@@ -118,7 +115,8 @@ def load_model(model: Union[str, Path], merge_lora: bool = True, device: Union[s
     expected_sha = card["files"].get(WEIGHTS_FILE)
     state = load_safetensors(weights)
     if expected_sha and sha256_of(weights) != expected_sha:
-        raise CheckpointError(f"{weights}: sha256 differs from the model card; the file is damaged or was replaced")
+        raise CheckpointError(f"{weights}: sha256 differs from the model card; the file is damaged or was replaced, "
+                              "so the model is refused (`hsam models verify` checks every file)")
     _load_trainable(net, state, weights)
     net.card = card
     if merge_lora and config.lora_rank:

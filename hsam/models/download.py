@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
@@ -14,6 +13,7 @@ import requests
 
 from ..model.weights import CheckpointError, sha256_of
 from ..progress import ConsoleReporter, Reporter
+from .catalog import RemoteFile
 from .filelock import FileLock
 from .gdrive import confirmation_request
 
@@ -28,14 +28,6 @@ class DownloadError(CheckpointError):
 
 class _Retry(Exception):
     """A failure worth another try: network error, timeout, connection cut, server error."""
-
-
-@dataclass(frozen=True)
-class RemoteFile:
-    name: str
-    url: Optional[str] = None
-    size: Optional[int] = None
-    sha256: Optional[str] = None
 
 
 def human_size(n: Optional[int]) -> str:

@@ -16,8 +16,8 @@ from ..model.weights import CheckpointError, load_torch_state, sha256_of
 from ..progress import ConsoleReporter, Reporter
 from .cache import downloads_dir, file_folder, hsam_home, install_dir, models_root, resolve_id, weights_dir
 from .card import CARD_FILE, WEIGHTS_FILE, ModelCardError, read_card, write_json_atomic
-from .catalog import CatalogEntry, check_name, load_catalog
-from .download import RemoteFile, download
+from .catalog import CatalogEntry, RemoteFile, check_name, load_catalog
+from .download import download
 from .filelock import FileLock
 from .verify import card_file_names, entry_checks, file_problem
 

@@ -20,6 +20,7 @@ from local_http import start_server
 
 DATA = os.urandom(600_000)
 SHA = hashlib.sha256(DATA).hexdigest()
+SIZE = len(DATA)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def web(server, monkeypatch):
     return server
 
 
-def _file(server, route, size=len(DATA), sha=SHA):
+def _file(server, route, size=SIZE, sha=SHA):
     return RemoteFile("w.bin", f"{server.url}/{route}/w.bin", size, sha)
 
 

@@ -40,7 +40,7 @@ def _info(args, reporter) -> int:
 
 
 def _download(args, reporter) -> int:
-    from ..models.download import DownloadError, human_size
+    from ..models.download import human_size, unpinned_refusal
     from ..models.install import download_entry, plan_download
 
     plan = plan_download(args.id)
@@ -50,8 +50,7 @@ def _download(args, reporter) -> int:
         reporter.log(f"{p.entry}: {p.file.name}, {where} -> {p.folder}")
     unpinned = [p.file.name for p in missing if not p.file.sha256]
     if unpinned and not args.trust_unpinned:
-        raise DownloadError(f"{', '.join(unpinned)} has no pinned sha256, so what is downloaded cannot be checked; "
-                            "pass --trust-unpinned to accept it anyway (its computed sha256 is shown)")
+        raise unpinned_refusal(", ".join(unpinned))
     if missing and not args.yes and not _confirm(f"Download {_amount(missing)}?", args):
         raise ValueError(f"nothing downloaded ({_amount(missing)}): pass --yes to confirm the download")
     path = download_entry(args.id, reporter, args.trust_unpinned, timeout=args.timeout, retries=args.retries)
@@ -99,7 +98,7 @@ def _verify(args, reporter) -> int:
     lines = [f"{'BAD' if c.problem else 'ok':4} {c.item}  {c.path}{': ' + c.problem if c.problem else ''}"
              for c in checks]
     _result(args, reporter, "\n".join(lines) or "nothing to verify", ok=not bad,
-                    checks=[{"item": c.item, "path": str(c.path), "problem": c.problem} for c in checks])
+            checks=[{"item": c.item, "path": str(c.path), "problem": c.problem} for c in checks])
     if bad:
         raise CheckpointError(f"{len(bad)} of {len(checks)} files failed verification, first {bad[0].path}: "
                               f"{bad[0].problem}")

@@ -39,14 +39,18 @@ def human_size(n: Optional[int]) -> str:
     return f"{n} B" if unit == 0 else f"{value:.1f} {('KB', 'MB', 'GB')[unit - 1]}"
 
 
+def unpinned_refusal(names: str) -> DownloadError:
+    return DownloadError(f"{names}: no pinned sha256, so what is downloaded cannot be checked; pass "
+                         "--trust-unpinned to accept it anyway (its computed sha256 is shown)")
+
+
 def download(file: RemoteFile, folder: Union[str, Path], reporter: Optional[Reporter] = None,
              trust_unpinned: bool = False, timeout: float = 30.0, retries: int = 3, backoff: float = 2.0) -> Path:
     """``folder/file.name``, downloaded unless a copy that passes its check is already there (then no network)."""
     reporter = reporter or ConsoleReporter()
     folder = Path(folder)
     if not file.sha256 and not trust_unpinned:
-        raise DownloadError(f"{file.name} has no pinned sha256, so what is downloaded cannot be checked; pass "
-                            "--trust-unpinned to accept it anyway (its computed sha256 is shown)")
+        raise unpinned_refusal(file.name)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / file.name
     lock = FileLock(folder / f"{file.name}.lock",

@@ -8,7 +8,7 @@ from typing import List, Optional
 
 from .progress import EXIT_ERROR
 
-COMMANDS = ("info", "convert", "segment", "evaluate", "train", "models")
+COMMANDS = ("info", "convert", "segment", "evaluate", "benchmark", "train", "models")
 
 
 def build_parser() -> argparse.ArgumentParser:

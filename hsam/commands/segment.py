@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 from ..io.volume import VolumeError
-from ..progress import EXIT_CANCELLED, EXIT_ERROR, Cancelled, StopFlag, make_reporter
+from ..progress import EXIT_CANCELLED, Cancelled, StopFlag, make_reporter
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 DEFAULT_MODEL_ID = "hsam-abdomen-ct"
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         jobs = plan_jobs(args.input, args.output, args.format)
         device = choose_device(args.device, reporter.log)
         model = load_model(args.model, device=device)
-        predictor = SlicePredictor(model, device, args.batch_size, reporter.log)
+        predictor = SlicePredictor(model, device, args.batch_size, reporter.log, args.precision)
         for index, (src, dst) in enumerate(jobs):
             uncertainty = None
             if args.uncertainty:
@@ -85,6 +85,8 @@ def register(sub) -> None:
     p.add_argument("--model", default=DEFAULT_MODEL_ID, help="model id or model directory")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, default=8, help="slices per forward pass (halved on GPU out-of-memory)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16/fp16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--organs", nargs="+", help="only these organs (names from the model card)")
     p.add_argument("--no-postprocess", action="store_true", help="keep every island (default: largest per organ)")
     p.add_argument("--uncertainty", help="also write a per-voxel uncertainty map (entropy of fused probabilities)")

@@ -23,18 +23,26 @@ class SliceResult(NamedTuple):
     uncertainty: Optional[np.ndarray]  # (k, j, i) float32 entropy of the fused probabilities, or None
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
+    """None for fp32. "auto": bf16 (else fp16) on CUDA, fp32 elsewhere; bf16 on a CPU is opt-in."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 class SlicePredictor:
     def __init__(self, model, device: torch.device, batch_size: int = 8,
-                 log: Optional[Callable[[str], None]] = None) -> None:
+                 log: Optional[Callable[[str], None]] = None, precision: str = "auto") -> None:
         self.model = model.to(device).eval()
         self.device = device
+        self.amp_dtype = autocast_dtype(device, precision)
         self.batch_size = max(1, int(batch_size))
         self.log = log or (lambda _: None)
         self.normalization: Dict[str, Any] = model.card["normalization"]
@@ -42,7 +50,8 @@ class SlicePredictor:
     def _predict_batch(self, chunk: np.ndarray, uncertainty: bool):
         size = self.model.img_size
         batch = slices_to_batch(normalize(chunk, self.normalization), size).to(self.device)
-        with torch.inference_mode(), _autocast(self.device):
+        amp = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
+        with torch.inference_mode(), amp:
             fused = self.model.predict_logits(batch)["fused"]
         probs = torch.softmax(fused.float(), dim=1)
         if probs.shape[-2:] != chunk.shape[-2:]:

@@ -1,0 +1,162 @@
+"""Side-by-side inference benchmark on one volume and one set of weights.
+
+- naive: what the released test code does per slice: cubic zoom to the model input, one slice per forward,
+  fp32, LoRA not merged, autograd bookkeeping on (``torch.no_grad`` only).
+- ours: the ``hsam segment`` path: LoRA merged, batched slices, ``torch.inference_mode``; fp32 or bf16.
+Reported: slices/s, the speed-up, peak resident memory (and GPU memory), achieved GFLOP/s against a matmul peak
+measured in the same run, and how many voxels get the same label as the naive loop.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..io.normalize import normalize
+
+
+class PeakMemory:
+    """Samples this process's resident memory (Linux /proc) while a block runs."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        self.interval = interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def rss_mb() -> float:
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return float("nan")
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, self.rss_mb())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self.peak_mb = self.rss_mb()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def flops_per_slice(model, size: int, device: torch.device) -> float:
+    counter = FlopCounterMode(display=False)
+    with counter:  # with autograd on: FlopCounterMode's module tracker needs grad functions
+        model(torch.zeros(1, 3, size, size, device=device))
+    return counter.get_total_flops()
+
+
+def run_naive(model, volume: np.ndarray, normalization: Dict, device: torch.device) -> np.ndarray:
+    size = model.img_size
+    labels = np.zeros(volume.shape, np.uint8)
+    with torch.no_grad():
+        for k in range(volume.shape[0]):
+            image = normalize(np.asarray(volume[k], np.float32), normalization)
+            if image.shape != (size, size):
+                image = ndimage.zoom(image, (size / image.shape[0], size / image.shape[1]), order=3)
+            x = torch.from_numpy(np.repeat(image[None, None], 3, axis=1)).to(device)
+            fused = model(x)["fused"]
+            pred = fused.argmax(1, keepdim=True).float()
+            if pred.shape[-2:] != volume.shape[1:]:
+                pred = F.interpolate(pred, size=volume.shape[1:], mode="nearest")
+            labels[k] = pred[0, 0].to(torch.uint8).cpu().numpy()
+    return labels
+
+
+def run_benchmark(model, volume: np.ndarray, device: torch.device, batch_size: int,
+                  precisions: List[str]) -> List[Dict]:
+    """model: unmerged (as loaded for training); volume: (k, j, i) raw intensities in canonical orientation."""
+    from .slice_predictor import SlicePredictor
+
+    normalization = model.card["normalization"]
+    model = model.to(device).eval()
+    slices = volume.shape[0]
+    gflop = flops_per_slice(model, model.img_size, device) / 1e9
+    rows = []
+
+    def measure(name: str, dtype: torch.dtype, fn) -> np.ndarray:
+        peak = matmul_peak_gflops(device, dtype)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        _sync(device)
+        with PeakMemory() as mem:
+            start = time.perf_counter()
+            labels = fn()
+            _sync(device)
+            seconds = time.perf_counter() - start
+        rows.append({"variant": name, "seconds": seconds, "slices_per_s": slices / seconds,
+                     "gflops": gflop * slices / seconds, "matmul_peak_gflops": peak,
+                     "peak_rss_mb": mem.peak_mb,
+                     "peak_gpu_mb": torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda"
+                     else None})
+        return labels
+
+    naive = measure("naive (1 slice, fp32, LoRA unmerged)", torch.float32,
+                    lambda: run_naive(model, volume, normalization, device))
+    merged = copy.deepcopy(model)
+    merged.merge_lora()
+    for precision in precisions:
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+        predictor = SlicePredictor(merged, device, batch_size, precision=precision)
+        labels = measure(f"ours (batch {batch_size}, {precision}, merged)", dtype,
+                         lambda: predictor.predict(volume).labels)
+        rows[-1]["same_labels_as_naive"] = float(np.mean(labels == naive))
+    base = rows[0]["seconds"]
+    for row in rows:
+        row["speedup"] = base / row["seconds"]
+        row["peak_fraction"] = row["gflops"] / row["matmul_peak_gflops"]
+    return rows
+
+
+def format_rows(rows: List[Dict], gflop_per_slice: Optional[float] = None) -> str:
+    lines = ["| variant | slices/s | speed-up | GFLOP/s | matmul peak | % of peak | peak RSS MB | peak GPU MB "
+             "| same labels as naive |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        gpu = f"{r['peak_gpu_mb']:.0f}" if r["peak_gpu_mb"] is not None else "-"
+        same = f"{100 * r['same_labels_as_naive']:.3f}%" if "same_labels_as_naive" in r else "-"
+        lines.append(f"| {r['variant']} | {r['slices_per_s']:.2f} | {r['speedup']:.2f}x | {r['gflops']:.0f} | "
+                     f"{r['matmul_peak_gflops']:.0f} | {100 * r['peak_fraction']:.0f}% | {r['peak_rss_mb']:.0f} | "
+                     f"{gpu} | {same} |")
+    return "\n".join(lines)

@@ -117,4 +117,5 @@ def resolve_id(ref: str) -> Path:
                               "give a model directory or an installed id (`hsam models list`)")
     files = ", ".join(f"{f.name} from {f.url}" for f in entry.files)
     raise CheckpointError(f"model '{ref}' is not downloaded: run `hsam models download {model_id}` (it fetches "
-                          f"{files} into {file_folder(entry)}; offline, put the file there and run that command)")
+                          f"{files} into {file_folder(entry)}; offline, fetch that file elsewhere and run "
+                          f"`hsam models import FILE --id {model_id}`)")

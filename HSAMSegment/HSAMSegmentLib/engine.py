@@ -1,0 +1,81 @@
+"""How to run the ``hsam`` engine in a child process: which Python, where the engine package is, which models
+folder, and the command lines for the engine commands the module uses.
+
+The engine is never imported into Slicer's own process (it imports torch); it always runs as
+``python -m hsam ...`` with ``--progress jsonl``.
+"""
+import importlib.util
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+MODULE_DIR = Path(__file__).resolve().parent.parent
+
+
+def enginePythonPath(moduleDir: Path = MODULE_DIR) -> Optional[Path]:
+    """The folder that holds the ``hsam`` package, or None when it is installed in the Python environment.
+
+    Looked for next to the module (the packaged extension installs it there), then one level up (a source
+    checkout used through "Additional module paths")."""
+    for folder in (moduleDir, moduleDir.parent):
+        if (folder / "hsam" / "__init__.py").is_file():
+            return folder
+    return None
+
+
+def engineAvailable(moduleDir: Path = MODULE_DIR) -> bool:
+    # find_spec on a top-level name locates the package without importing it (and so without importing torch)
+    return enginePythonPath(moduleDir) is not None or importlib.util.find_spec("hsam") is not None
+
+
+def pythonExecutable() -> str:
+    """PythonSlicer inside Slicer (it sets up Slicer's Python environment), else this interpreter."""
+    return shutil.which("PythonSlicer") or sys.executable
+
+
+def defaultModelsHome() -> Path:
+    """The engine's default models folder (the engine's own rule: $HSAM_HOME, else ~/.hsam)."""
+    return Path(os.environ.get("HSAM_HOME") or Path.home() / ".hsam")
+
+
+class Engine:
+    """Command lines and environment for engine child processes."""
+
+    def __init__(self, python: Optional[str] = None, modelsHome: Optional[Path] = None,
+                 moduleDir: Path = MODULE_DIR):
+        self.python = python or pythonExecutable()
+        self.modelsHome = Path(modelsHome) if modelsHome else None
+        self.pythonPath = enginePythonPath(moduleDir)
+
+    def command(self, *args: str) -> List[str]:
+        return [self.python, "-m", "hsam", *map(str, args)]
+
+    def environment(self) -> Dict[str, str]:
+        env = dict(os.environ)
+        if self.pythonPath is not None:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(self.pythonPath), env.get("PYTHONPATH")) if p)
+        if self.modelsHome is not None:
+            env["HSAM_HOME"] = str(self.modelsHome)
+        env["PYTHONUNBUFFERED"] = "1"  # progress lines must arrive as they are written
+        return env
+
+    def segmentCommand(self, inputPath: Path, outputPath: Path, model: Optional[str] = None, device: str = "auto",
+                       organs: Optional[Sequence[str]] = None, postprocess: bool = True) -> List[str]:
+        args = ["segment", str(inputPath), "-o", str(outputPath), "--device", device or "auto",
+                "--progress", "jsonl"]
+        if model:
+            args += ["--model", str(model)]
+        if organs:
+            args += ["--organs", *organs]
+        if not postprocess:
+            args.append("--no-postprocess")
+        return self.command(*args)
+
+    def modelsCommand(self, action: str, *args: str) -> List[str]:
+        return self.command("models", action, *args, "--progress", "jsonl")
+
+    def downloadCommand(self, modelId: str) -> List[str]:
+        # --yes: the module has already shown the size and asked the user
+        return self.modelsCommand("download", modelId, "--yes")

@@ -1,0 +1,151 @@
+"""One engine command in a child process: JSON-lines events from stdout, the error text from stderr.
+
+GUI-free and non-blocking: the caller polls ``events()``/``poll()`` (a QTimer in Slicer, a loop in scripts).
+Cancel asks the whole process group to stop (the engine finishes its current batch and removes partial output),
+then kills the group if it has not stopped after a grace period, so launchers such as PythonSlicer never leave
+an orphaned Python process behind.
+"""
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional, Sequence
+
+ENGINE_ERROR_PREFIX = "hsam: error:"
+STDERR_LINES_KEPT = 200
+
+
+class WorkerProcess:
+    def __init__(self, args: Sequence[str], env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None,
+                 cancelGraceSeconds: float = 10.0):
+        self.args = list(args)
+        self.env = env
+        self.cwd = cwd
+        self.cancelGraceSeconds = cancelGraceSeconds
+        self.cancelRequested = False
+        self._process = None
+        self._events = queue.Queue()
+        self._stderr: List[str] = []
+        self._readers: List[threading.Thread] = []
+        self._killDeadline = None
+
+    def start(self) -> None:
+        if self._process is not None:
+            raise RuntimeError("this worker was already started")
+        self._process = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
+            cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1, **_ownProcessGroup())
+        self._readers = [threading.Thread(target=self._readStdout, daemon=True),
+                         threading.Thread(target=self._readStderr, daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self._process.pid if self._process else None
+
+    def _readStdout(self) -> None:
+        for line in self._process.stdout:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            # Anything that is not an engine event (a library printing to stdout) is still worth showing.
+            self._events.put(event if isinstance(event, dict) and "event" in event
+                             else {"event": "log", "message": line})
+
+    def _readStderr(self) -> None:
+        for line in self._process.stderr:
+            self._stderr.append(line.rstrip())
+            del self._stderr[:-STDERR_LINES_KEPT]
+
+    def events(self) -> List[dict]:
+        """Events received since the last call (never blocks)."""
+        received = []
+        while True:
+            try:
+                received.append(self._events.get_nowait())
+            except queue.Empty:
+                return received
+
+    def poll(self) -> Optional[int]:
+        """The exit code once the process has ended and its output was read, else None. Escalates a cancel to a
+        kill once the grace period is over."""
+        if self._process is None:
+            return None
+        code = self._process.poll()
+        if code is None:
+            if self._killDeadline is not None and time.monotonic() > self._killDeadline:
+                self.kill()
+            return None
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return code
+
+    @property
+    def returncode(self) -> Optional[int]:
+        return self.poll()
+
+    def isRunning(self) -> bool:
+        return self._process is not None and self.poll() is None
+
+    def cancel(self) -> None:
+        """Ask the process group to stop (non-blocking); ``poll()`` kills it if it takes too long."""
+        self.cancelRequested = True
+        if not self.isRunning():
+            return
+        self._killDeadline = time.monotonic() + self.cancelGraceSeconds
+        if sys.platform == "win32":
+            self.kill()  # no SIGTERM there; the engine writes through temporary files, so nothing partial stays
+        else:
+            _signalGroup(self._process.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        if self._process is None or self._process.poll() is not None:
+            return
+        if sys.platform == "win32":
+            # /T: the launcher's children too (PythonSlicer.exe starts the real Python as a child)
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True)
+        else:
+            _signalGroup(self._process.pid, signal.SIGKILL)
+
+    def wait(self, timeout: Optional[float] = None, interval: float = 0.1) -> Optional[int]:
+        """Block until the process ends (or ``timeout`` seconds pass); returns the exit code or None."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            code = self.poll()
+            if code is not None or (deadline is not None and time.monotonic() > deadline):
+                return code
+            time.sleep(interval)
+
+    def stderrText(self) -> str:
+        return "\n".join(self._stderr)
+
+    def errorText(self) -> str:
+        """What went wrong, in the engine's words: its ``hsam: error:`` line, else the last line of stderr
+        (the last line of a traceback names the exception)."""
+        lines = [line for line in self._stderr if line.strip()]
+        for line in reversed(lines):
+            if line.startswith(ENGINE_ERROR_PREFIX):
+                return line[len(ENGINE_ERROR_PREFIX):].strip()
+        return lines[-1].strip() if lines else ""
+
+
+def _ownProcessGroup() -> dict:
+    if sys.platform == "win32":
+        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+    return {"start_new_session": True}
+
+
+def _signalGroup(pid: int, sig: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone

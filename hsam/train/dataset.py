@@ -60,7 +60,6 @@ def pick_slices(volumes: Sequence[CaseVolume], fraction: float, empty_fraction: 
         n = max(1, int(round(fraction * depth)))
         n_bg = min(len(bg), int(empty_fraction * n))
         n_fg = min(len(fg), n - n_bg)
-        n_bg = min(len(bg), n - n_fg)
         picked = [int(rng.choice(stretch)) for stretch in np.array_split(fg, n_fg)] if n_fg else []
         picked += rng.choice(bg, size=n_bg, replace=False).tolist() if n_bg else []
         for z in sorted(picked):

@@ -38,13 +38,27 @@ def init_from_environment(device: torch.device) -> World:
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """y = Σ_processes x. Every process uses y, so the gradient of x is the sum of all processes' gradients."""
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        out = t.clone()
+        dist.all_reduce(out, op=dist.ReduceOp.SUM)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        return grad
+
+
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    """Differentiable sum over processes: its backward sums the gradients over processes too."""
+    """Differentiable sum over processes (identity in a single process)."""
     if not (dist.is_available() and dist.is_initialized()):
         return t
-    from torch.distributed.nn.functional import all_reduce
-
-    return all_reduce(t, op=dist.ReduceOp.SUM)
+    return _AllReduceSum.apply(t)
 
 
 def any_process(flag: bool, device: torch.device) -> bool:

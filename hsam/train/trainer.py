@@ -100,7 +100,7 @@ class Trainer:
         self.net = self.model
         if self.world.distributed:
             self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda"
-                                               else None, broadcast_buffers=False)
+                                               else None)
         self.size = self.model.img_size
         self.augment = AugmentSettings(intensity_jitter=s.intensity_jitter) if s.augment else None
         n = len(self.data.train_slices)

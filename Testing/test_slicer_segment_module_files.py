@@ -1,0 +1,155 @@
+"""The HSAM Segment module's files agree with each other: widget names used in code exist in the .ui file,
+GUI bindings name real parameters, CMake lists every file, the code compiles for Slicer's Pythons (3.9 and 3.12),
+the package list covers the engine's dependencies, and the organ tables match the engine's label set."""
+from __future__ import annotations
+
+import ast
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODULE = REPO / "HSAMSegment"
+UI_FILE = MODULE / "Resources" / "UI" / "HSAMSegment.ui"
+MODULE_FILE = MODULE / "HSAMSegment.py"
+SLICER_PYTHONS = ("3.9", "3.12")  # Slicer 5.8 and Slicer 5.10+
+if str(MODULE) not in sys.path:
+    sys.path.insert(0, str(MODULE))
+
+
+def module_python_files():
+    return sorted(p for p in MODULE.rglob("*.py")) + [REPO / "Resources" / "generate_organ_tables.py"]
+
+
+def ui_widget_names():
+    return {w.get("name") for w in ET.parse(UI_FILE).iter("widget")}
+
+
+def ui_parameter_bindings():
+    bindings = {}
+    for widget in ET.parse(UI_FILE).iter("widget"):
+        for prop in widget.findall("property"):
+            if prop.get("name") == "SlicerParameterName":
+                bindings[widget.get("name")] = prop.find("string").text
+    return bindings
+
+
+def parameter_fields():
+    tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
+    wrapped = [node for node in tree.body if isinstance(node, ast.ClassDef)
+               and any(getattr(d, "id", None) == "parameterNodeWrapper" for d in node.decorator_list)]
+    assert len(wrapped) == 1, "expected one @parameterNodeWrapper class"
+    return {item.target.id for item in wrapped[0].body if isinstance(item, ast.AnnAssign)}
+
+
+def test_every_widget_the_code_uses_is_in_the_ui_file():
+    used = {node.attr for node in ast.walk(ast.parse(MODULE_FILE.read_text(encoding="utf-8")))
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "ui" and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
+    assert used, "no self.ui.<widget> found"
+    assert used <= ui_widget_names(), sorted(used - ui_widget_names())
+
+
+def test_every_gui_binding_names_a_parameter():
+    bindings = ui_parameter_bindings()
+    assert set(bindings.values()) == {"inputVolume", "outputSegmentation", "postprocess"}
+    assert set(bindings.values()) <= parameter_fields(), bindings
+
+
+def test_ui_file_wires_the_scene_to_every_node_selector():
+    root = ET.parse(UI_FILE).getroot()
+    selectors = {w.get("name") for w in root.iter("widget") if w.get("class") == "qMRMLNodeComboBox"}
+    wired = {c.findtext("receiver") for c in root.iter("connection")
+             if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"}
+    assert selectors and selectors <= wired
+
+
+def test_module_files_compile_here():
+    for path in module_python_files():
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+
+
+def _interpreter(version: str):
+    """A working python<version>: on PATH, or a pyenv install (a pyenv shim on PATH may point nowhere)."""
+    candidates = [shutil.which(f"python{version}")] + \
+        sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}.*/bin/python{version}")), reverse=True)
+    for candidate in filter(None, candidates):
+        if subprocess.run([candidate, "--version"], capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("version", SLICER_PYTHONS)
+def test_module_files_compile_for_slicer_python(version):
+    python = _interpreter(version)
+    if python is None:
+        pytest.skip(f"no Python {version} interpreter here (the ruff check covers 3.9 syntax)")
+    code = "import sys\nfor p in sys.argv[1:]:\n    compile(open(p, encoding='utf-8').read(), p, 'exec')\n"
+    result = subprocess.run([python, "-c", code, *map(str, module_python_files())], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_module_files_have_no_syntax_or_names_beyond_python_39():
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    if not Path(ruff).exists():
+        pytest.skip("ruff is not installed (pip install -e .[test])")
+    result = subprocess.run([ruff, "check", "--target-version", "py39", "--select", "E9,F", "--no-cache",
+                             *map(str, module_python_files())], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cmake_lists_every_script_and_resource():
+    cmake = (MODULE / "CMakeLists.txt").read_text(encoding="utf-8").replace("${MODULE_NAME}", "HSAMSegment")
+    listed = set(re.findall(r"^\s+(\S+\.(?:py|png|ui|txt))\s*$", cmake, re.M))
+    present = {p.relative_to(MODULE).as_posix() for p in MODULE.rglob("*")
+               if p.is_file() and p.relative_to(MODULE).parts[0] != "Testing" and p.name != "CMakeLists.txt"
+               and not any(part.startswith((".", "__pycache__")) for part in p.relative_to(MODULE).parts)}
+    assert listed == present
+
+
+def test_extension_cmake_depends_on_pytorch_and_adds_each_module():
+    cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    assert re.search(r'set\(EXTENSION_DEPENDS "PyTorch"\)', cmake)
+    modules = {p.parent.name for p in REPO.glob("*/CMakeLists.txt")}
+    assert modules and all(f"add_subdirectory({m})" in cmake for m in modules)
+    for name in re.findall(r"Resources/(\S+?\.(?:csv|json))", cmake):
+        assert (REPO / "Resources" / name).is_file()
+
+
+def test_package_list_covers_the_engine_dependencies():
+    tomllib = pytest.importorskip("tomllib")
+    from HSAMSegmentLib.dependencies import NEVER_INSTALLED, readRequirements
+
+    engine = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
+    names = {re.split(r"[<>=;\s\[]", d, maxsplit=1)[0].lower().replace("_", "-") for d in engine}
+    listed = {r.name.lower().replace("_", "-") for r in readRequirements()}
+    assert names - set(NEVER_INSTALLED) <= listed, names - set(NEVER_INSTALLED) - listed
+
+
+def test_organ_tables_match_the_engine_label_set(tmp_path):
+    pytest.importorskip("slicer", reason="slicer-core writes the color table")
+    sys.path.insert(0, str(REPO / "Resources"))
+    try:
+        import generate_organ_tables as tables
+    finally:
+        sys.path.remove(str(REPO / "Resources"))
+    from hsam.models.labels import BTCV_8_ORGANS
+
+    tables.write_color_table(BTCV_8_ORGANS, tmp_path / "table.csv")
+    assert (tmp_path / "table.csv").read_text() == tables.COLOR_TABLE.read_text(), \
+        "run python Resources/generate_organ_tables.py"
+    assert json.loads(tables.TERMINOLOGY.read_text()) == tables.terminology_json(BTCV_8_ORGANS)
+
+
+def test_icons_are_png():
+    for icon in (REPO / "Resources" / "HSAM.png", MODULE / "Resources" / "Icons" / "HSAMSegment.png"):
+        assert icon.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", icon
+

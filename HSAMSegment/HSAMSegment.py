@@ -133,8 +133,9 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.removeObservers()
         self._jobTimer.stop()
         self._modelsTimer.stop()
-        if self.logic is not None:
+        if self.logic is not None and self.logic.isRunning:
             self.logic.cancel()
+            self.logic.job.wait()  # at most the cancel grace period; the job then removes its temporary files
         if self._modelListing is not None:
             self._modelListing.kill()
 
@@ -249,7 +250,7 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if job is None:
             return
         if job.state == ProcessingState.FAILED:
-            slicer.util.errorDisplay(_("Segmentation failed."), detailedText=job.error)
+            slicer.util.errorDisplay(_("Segmentation failed:") + "\n\n" + job.error)
         elif job.succeeded:
             self._parameterNode.outputSegmentation = job.outputSegmentation
             if job.downloadModel:
@@ -307,7 +308,7 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.onModelChanged()
 
     def onModelChanged(self, index=None) -> None:
-        modelId = self.ui.modelSelector.currentData
+        modelId = self.ui.modelSelector.itemData(self.ui.modelSelector.currentIndex)
         model = findModel(self._models, modelId)
         self.ui.modelInfoLabel.text = model.description() if model else _("No segmentation model is available.")
         if self._parameterNode is not None and modelId and self._parameterNode.model != modelId:

@@ -52,8 +52,9 @@ def logic(tmp_path):
 
 
 def non_axial_flipped_copy(scene, volume):
-    """The same voxels on a sagittal, flipped grid: new (i', j', k') = old (k, N_i - 1 - i, j)... written as
-    old i = N_i - 1 - j', old j = k', old k = i'."""
+    """The same voxels on a non-axial, flipped grid: voxel (i', j', k') of the copy is voxel
+    (N_i - 1 - j', k', i') of the original, so i' runs along the original k (superior), j' along the flipped i.
+    Also returns the same permutation for (k, j, i) label arrays."""
     import vtk
 
     array = slicer.util.arrayFromVolume(volume)  # (k, j, i)

@@ -225,6 +225,9 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 return
             model = findModel(self._models, self._parameterNode.model)
             download = None
+            if model is not None and not (model.ready or model.needsDownload):
+                raise RuntimeError(_("Model '{model}' cannot be used on this computer ({state}): choose another "
+                                     "model.").format(model=model.id, state=model.state))
             if model is not None and model.needsDownload:
                 if not slicer.util.confirmOkCancelDisplay(
                         _("Model '{model}' is not on this computer yet. Download it now ({size})?").format(

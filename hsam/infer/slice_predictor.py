@@ -77,8 +77,11 @@ class SlicePredictor:
             try:
                 out, ent = self._predict_batch(np.asarray(volume[start:end], dtype=np.float32), uncertainty)
             except RuntimeError as exc:
-                if not is_out_of_memory(exc) or self.batch_size == 1:
+                if not is_out_of_memory(exc):
                     raise
+                if self.batch_size == 1:
+                    raise ValueError(f"out of {self.device.type.upper()} memory even with one slice per batch; "
+                                     "close other programs using the GPU or use --device cpu") from None
                 self.batch_size = max(1, self.batch_size // 2)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()

@@ -28,12 +28,16 @@ class World:
         return self.size > 1
 
 
+def is_initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
 def init_from_environment(device: torch.device) -> World:
     """Join the process group torchrun describes in the environment; a plain run is a world of one."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size <= 1:
         return World()
-    if not dist.is_initialized():
+    if not is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
@@ -56,14 +60,14 @@ class _AllReduceSum(torch.autograd.Function):
 
 def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """Differentiable sum over processes (identity in a single process)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not is_initialized():
         return t
     return _AllReduceSum.apply(t)
 
 
 def any_process(flag: bool, device: torch.device) -> bool:
     """True on every process when ``flag`` is true on any one (a stop request must stop all together)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not is_initialized():
         return flag
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
@@ -72,7 +76,7 @@ def any_process(flag: bool, device: torch.device) -> bool:
 
 def broadcast_flag(flag: bool, device: torch.device) -> bool:
     """Rank 0's decision (e.g. early stopping) on every process."""
-    if not (dist.is_available() and dist.is_initialized()):
+    if not is_initialized():
         return flag
     t = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.broadcast(t, src=0)
@@ -80,10 +84,10 @@ def broadcast_flag(flag: bool, device: torch.device) -> bool:
 
 
 def barrier() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if is_initialized():
         dist.barrier()
 
 
 def shutdown() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if is_initialized():
         dist.destroy_process_group()

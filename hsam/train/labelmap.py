@@ -9,8 +9,9 @@ A label-map file is JSON::
              "Liver": "liver",                 # segment name (.seg.nrrd) -> class
              "9": "background"}}               # values to ignore are mapped to "background" (or 0)
 
-Without a map, label values are taken as class values. Segment names not in the map are matched to class names. Every value
-or segment that occurs in a case must be mapped: an unmapped one is an error reported before training starts.
+Without a map, label values are taken as class values. Segment names not in the map are matched to class names.
+Every value or segment that occurs in a case must be mapped: an unmapped one is an error reported before training
+starts.
 """
 from __future__ import annotations
 

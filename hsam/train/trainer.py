@@ -25,7 +25,8 @@ from .augment import AugmentSettings
 from .card_summary import training_card
 from .checkpoint import check_same_settings, load_state, save_state, state_path
 from .dataset import augmented_batch, epoch_order, sample_generator, to_batch
-from .distributed import World, any_process, barrier, broadcast_flag, init_from_environment
+from .distributed import (World, any_process, barrier, broadcast_flag, init_from_environment, is_initialized,
+                          shutdown)
 from .embeddings import EmbeddingCache, embeddings_as_input, encode_slices, pick_views
 from .errors import TrainingError, TrainingStopped
 from .losses import hsam_loss
@@ -51,6 +52,7 @@ def train(settings: TrainSettings, stop_at_step: Optional[int] = None) -> Dict[s
     optimiser step (tests). Raises TrainingError for bad inputs and TrainingStopped after a stop request."""
     settings.validate()
     device = pick_device(settings.device)
+    joined_here = not is_initialized()
     world = init_from_environment(device)
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
@@ -67,6 +69,8 @@ def train(settings: TrainSettings, stop_at_step: Optional[int] = None) -> Dict[s
         raise
     finally:
         progress.close()
+        if joined_here:
+            shutdown()
 
 
 class Trainer:
@@ -112,6 +116,8 @@ class Trainer:
         self.steps_per_epoch = n // self.global_batch
         self.total_steps = self.steps_per_epoch * s.epochs
         self.warmup = s.warmup_steps if s.warmup_steps is not None else default_warmup(self.total_steps)
+        self.progress.log(f"{self.total_steps} optimiser steps: {s.epochs} epochs x {self.steps_per_epoch} steps of "
+                          f"{self.global_batch} slices, warm-up {self.warmup}")
         self.state = {"epoch": 0, "step_in_epoch": 0, "loss_sum": 0.0, "loss_count": 0, "history": [],
                       "best": None, "bad_epochs": 0, "wall_s": 0.0, "finished": False}
         if saved is not None:

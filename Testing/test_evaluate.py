@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,3 +48,26 @@ def test_evaluate_prediction_against_btcv_labels(data_dir, tmp_path):
     assert 0.8 < liver_dice < 1.0 and 2.0 <= liver_hd_voxel <= 3.0  # a 2-voxel rim
     assert liver_hd_voxel < liver_hd_mm <= 2 * liver_hd_voxel  # in-plane spacing is 2 mm, slices 1 mm
     assert "| liver |" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_label_map_translates_reference_numbering(data_dir, tmp_path):
+    """btcv_synapse numbers organs in the TransUNet order; the model's classes follow H-SAM's."""
+    from hsam.models.labels import BTCV_8_ORGANS
+
+    label_path = data_dir / "btcv_synapse" / "256" / "case0005_label.nii.gz"
+    label = sitk.ReadImage(str(label_path))
+    transunet = ["aorta", "gallbladder", "left kidney", "right kidney", "liver", "pancreas", "spleen", "stomach"]
+    hsam_value = {o["name"]: o["value"] for o in BTCV_8_ORGANS}
+    lut = np.array([0] + [hsam_value[name] for name in transunet], dtype=np.uint8)
+    pred = sitk.GetImageFromArray(lut[sitk.GetArrayFromImage(label)])
+    pred.CopyInformation(label)
+    pred_path = tmp_path / "case0005.nii.gz"
+    sitk.WriteImage(pred, str(pred_path))
+    label_map = Path(__file__).resolve().parents[1] / "docs" / "examples" / "btcv_synapse_labels.json"
+    result = subprocess.run([sys.executable, "-m", "hsam", "evaluate", str(pred_path), "--labels", str(label_path),
+                             "--label-map", str(label_map), "--out", str(tmp_path / "r")], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    dice_by_organ = {row.split(",")[1]: float(row.split(",")[2])
+                     for row in (tmp_path / "r" / "metrics.csv").read_text().splitlines()[1:]}
+    assert all(d == 1.0 for d in dice_by_organ.values()), dice_by_organ

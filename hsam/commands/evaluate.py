@@ -31,6 +31,18 @@ def _is_model(target: str) -> bool:
         return False
 
 
+def _to_classes(reference: np.ndarray, label_map, source: Path) -> np.ndarray:
+    """Reference label values -> model class values through a label map (files often number organs otherwise)."""
+    values = np.unique(reference)
+    unmapped = [int(v) for v in values if label_map.class_of_value(int(v)) is None]
+    if unmapped:
+        raise ValueError(f"{source}: label values {unmapped} are not in the label map {label_map.source}")
+    lut = np.zeros(int(values.max()) + 1, dtype=np.int32)
+    for v in values:
+        lut[int(v)] = label_map.class_of_value(int(v))
+    return lut[reference]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.metrics import score_organs
     from ..evaluation.report import case_names, markdown, write_csv
@@ -61,14 +73,22 @@ def run(args: argparse.Namespace) -> int:
         cases = case_names(images)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} predictions/images but {len(labels)} label files; give them in pairs")
+    label_map = None
+    if args.label_map:
+        from ..train.labelmap import load_label_map
+
+        label_map = load_label_map(args.label_map, [{"value": v, "name": n} for v, n in names.items()])
     results = {}
     for case, pred, label_path in zip(cases, predictions, labels):
         ref = read_image(label_path)
         if pred.GetSize() != ref.GetSize():
             raise ValueError(f"{label_path}: grid {ref.GetSize()} differs from the prediction's {pred.GetSize()}")
         spacing_kji = ref.GetSpacing()[::-1]
-        results[case] = score_organs(sitk.GetArrayFromImage(pred).astype(np.int32),
-                                     sitk.GetArrayFromImage(ref).astype(np.int32), list(names), spacing_kji)
+        reference = sitk.GetArrayFromImage(ref).astype(np.int32)
+        if label_map is not None:
+            reference = _to_classes(reference, label_map, label_path)
+        results[case] = score_organs(sitk.GetArrayFromImage(pred).astype(np.int32), reference, list(names),
+                                     spacing_kji)
     table = markdown(results, names)
     print(table)
     if args.out:
@@ -85,6 +105,8 @@ def register(sub) -> None:
     p.add_argument("target", help="prediction file/folder, or a model (id or directory) to run on --images")
     p.add_argument("--labels", nargs="+", required=True, help="reference label files or a folder (same order)")
     p.add_argument("--images", nargs="+", help="images to segment when TARGET is a model")
+    p.add_argument("--label-map", help="JSON label map (as for hsam train) from the reference files' values to the "
+                   "model's classes, e.g. docs/examples/btcv_synapse_labels.json")
     p.add_argument("--out", help="folder for report.md and metrics.csv")
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=8)

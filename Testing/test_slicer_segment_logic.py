@@ -97,7 +97,7 @@ def test_segments_match_the_command_line_voxel_for_voxel(logic, tiny_model, smal
     assert done and done == sorted(done) and done[-1] == volume.GetImageData().GetDimensions()[2]
     states = [e["state"] for e in events if e["event"] == "state"]
     assert states == ["running", "importing", "idle"]
-    assert not logic.job.tempDir.exists()
+    assert not logic.job.workDir.exists()
 
 
 def test_non_axial_flipped_volume_and_organ_subset(logic, tiny_model, small_ct, reference):
@@ -138,7 +138,7 @@ def test_cancel_leaves_the_scene_unchanged(logic, tiny_model, small_ct):
     assert worker.returncode == 3  # the engine stopped cleanly on SIGTERM
     assert scene.GetNumberOfNodes() == nodes_before
     assert output.GetSegmentation().GetNumberOfSegments() == 0
-    assert not job.tempDir.exists()
+    assert not job.workDir.exists()
 
 
 def test_failure_reports_the_engine_message_and_changes_nothing(logic, small_ct, tmp_path):
@@ -149,7 +149,7 @@ def test_failure_reports_the_engine_message_and_changes_nothing(logic, small_ct,
         logic.process(volume, None, model=str(tmp_path / "no-such-model"), device="cpu")
     assert logic.job.state == ProcessingState.FAILED and logic.job.error
     assert scene.GetNumberOfNodes() == nodes_before
-    assert not logic.job.tempDir.exists()
+    assert not logic.job.workDir.exists()
 
 
 @pytest.mark.slow

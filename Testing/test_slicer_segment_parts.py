@@ -98,7 +98,8 @@ def test_failures_get_the_hint_the_readme_explains(text, hint):
 
 def test_a_silent_kill_is_reported_as_memory_trouble():
     message = describeFailure(-9, "")
-    assert KILLED in message and OUT_OF_MEMORY in message
+    assert KILLED.format(task="segmentation") in message and OUT_OF_MEMORY in message
+    assert KILLED.format(task="training") in describeFailure(-9, "", task="training")
     assert describeFailure(2, "") == "The segmentation process failed (exit code 2) without an error message."
 
 

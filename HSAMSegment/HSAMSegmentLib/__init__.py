@@ -2,13 +2,14 @@
 from .dependencies import InstallError, installRequirements, missingRequirements
 from .devices import deviceChoices
 from .engine import Engine
+from .engine_logic import EngineLogic
 from .errors import describeFailure
-from .job import ProcessingState, SegmentationJob
+from .job import EngineJob, ProcessingState, SegmentationJob
 from .models import ModelInfo, findModel, modelsFromEvents, segmentationModels
 from .segment_logic import SegmentLogic
 from .training_cases import addTrainingCase
 from .worker import WorkerProcess
 
-__all__ = ["InstallError", "installRequirements", "missingRequirements", "deviceChoices", "Engine",
-           "describeFailure", "ProcessingState", "SegmentationJob", "ModelInfo", "findModel", "modelsFromEvents",
-           "segmentationModels", "SegmentLogic", "addTrainingCase", "WorkerProcess"]
+__all__ = ["InstallError", "installRequirements", "missingRequirements", "deviceChoices", "Engine", "EngineLogic",
+           "describeFailure", "EngineJob", "ProcessingState", "SegmentationJob", "ModelInfo", "findModel",
+           "modelsFromEvents", "segmentationModels", "SegmentLogic", "addTrainingCase", "WorkerProcess"]

@@ -52,6 +52,10 @@ class Engine:
     def command(self, *args: str) -> List[str]:
         return [self.python, "-m", "hsam", *map(str, args)]
 
+    def scriptCommand(self, script: Path, *args: str) -> List[str]:
+        """A Python script that uses the engine, run like the engine's commands."""
+        return [self.python, str(script), *map(str, args)]
+
     def environment(self) -> Dict[str, str]:
         env = dict(os.environ)
         if self.pythonPath is not None:
@@ -79,3 +83,16 @@ class Engine:
     def downloadCommand(self, modelId: str) -> List[str]:
         # --yes: the module has already shown the size and asked the user
         return self.modelsCommand("download", modelId, "--yes")
+
+    def trainCommand(self, manifest: Path, base: str, out: Path, modelId: str, options: Sequence[str] = (),
+                     resume: bool = False) -> List[str]:
+        """``hsam train`` on a manifest; ``options`` are further ``hsam train`` options (recipe, device)."""
+        args = ["train", "--cases", str(manifest), "--base", str(base), "--out", str(out), "--id", modelId,
+                *options, "--progress", "jsonl"]
+        return self.command(*args, *(["--resume"] if resume else []))
+
+    def evaluateCommand(self, model: str, images: Sequence[Path], labels: Sequence[Path], out: Path,
+                        device: str = "auto") -> List[str]:
+        """``hsam evaluate`` of a model on images against their labels; writes metrics.csv to ``out``."""
+        return self.command("evaluate", str(model), "--images", *map(str, images), "--labels", *map(str, labels),
+                            "--out", str(out), "--device", device or "auto")

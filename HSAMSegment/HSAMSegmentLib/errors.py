@@ -5,8 +5,7 @@ from typing import Optional
 NO_GPU = "No GPU found"
 OUT_OF_MEMORY = "Out of memory"
 DOWNLOAD_BLOCKED = "Download blocked"
-KILLED = "The segmentation process was stopped by the system"
-KILL_MESSAGE = KILLED + " (exit code -9), most likely because it ran out of memory."
+KILLED = "The {task} process was stopped by the system"
 
 _HINTS = (
     (("no cuda gpu", "no gpu found", "only 0 cuda", "apple gpu not available"),
@@ -29,12 +28,14 @@ def hintFor(errorText: str) -> Optional[str]:
     return None
 
 
-def describeFailure(returnCode: Optional[int], errorText: str) -> str:
-    """One message for a worker that exited with ``returnCode`` and wrote ``errorText``."""
+def describeFailure(returnCode: Optional[int], errorText: str, task: str = "segmentation") -> str:
+    """One message for a worker that exited with ``returnCode`` and wrote ``errorText``; ``task`` names what
+    the process was doing ("segmentation", "training")."""
     if returnCode in (-9, 137) and not errorText:
         # SIGKILL that the module did not send: on Linux almost always the out-of-memory killer
-        return f"{KILL_MESSAGE}\n{hintFor('out of memory')}"
-    message = errorText or f"The segmentation process failed (exit code {returnCode}) without an error message."
+        killed = KILLED.format(task=task)
+        return f"{killed} (exit code -9), most likely because it ran out of memory.\n{hintFor('out of memory')}"
+    message = errorText or f"The {task} process failed (exit code {returnCode}) without an error message."
     hint = hintFor(message)
     return f"{message}\n{hint}" if hint else message
 

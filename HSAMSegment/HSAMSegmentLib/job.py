@@ -1,18 +1,23 @@
-"""One "Segment organs" run as a state machine, driven by ``poll()`` from a timer (Slicer) or a loop (scripts):
+"""Engine runs as state machines, driven by ``poll()`` from a timer (Slicer) or a loop (scripts).
 
-    STARTING (export the volume) -> RUNNING (engine processes: optional model download, then segment)
-      -> IMPORTING (read the result into the segmentation node) -> IDLE (done)
-    RUNNING -> CANCELLING (processes asked to stop) -> IDLE (cancelled; the scene is unchanged)
+``EngineJob`` runs a list of steps one after another: engine command lines (each in a worker process) and, between
+them, short in-process functions (e.g. editing a file the previous process wrote):
+
+    STARTING (``prepare()``: write the input files, list the steps) -> RUNNING (the steps)
+      -> IMPORTING (``complete()``: bring the result into the scene) -> IDLE (done)
+    RUNNING -> CANCELLING (the process asked to stop) -> IDLE (cancelled)
     any step that fails -> FAILED (``error`` holds the message)
 
-The temporary folder is removed whichever way the job ends. MRML is only touched from the thread that calls
-``start()`` and ``poll()``."""
+A temporary work folder is removed whichever way the job ends; a job given its own ``workDir`` keeps it (a
+training run resumes from it). MRML is only touched from the thread that calls ``start()`` and ``poll()``.
+
+``SegmentationJob`` is one "Segment organs" run: export the volume, (download the model,) segment, import."""
 import enum
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Union
 
 from .engine import Engine
 from .errors import describeFailure
@@ -35,34 +40,28 @@ ACTIVE_STATES = (ProcessingState.STARTING, ProcessingState.RUNNING, ProcessingSt
 INPUT_FILE = "input.nrrd"
 RESULT_FILE = "result.seg.nrrd"
 
+Step = Union[List[str], Callable[[], None]]  # an engine command line, or in-process work between processes
 
-class SegmentationJob:
-    def __init__(self, engine: Engine, inputVolume, outputSegmentation=None, model: Optional[str] = None,
-                 device: str = "auto", organs: Optional[Sequence[str]] = None, postprocess: bool = True,
-                 show3D: bool = True, downloadModel: Optional[str] = None,
-                 progressCallback: Optional[Callable[[dict], None]] = None, tempRoot: Optional[str] = None,
-                 keepTempFiles: bool = False):
-        """``outputSegmentation`` None: a new segmentation node is added to the scene when the result arrives.
-        ``downloadModel``: a registry id to download first (the caller has the user's consent).
-        ``progressCallback`` receives the engine's JSON events (``progress``, ``log``, ``result``, ``error``)
-        and ``{"event": "state", "state": ...}`` on every state change."""
+
+class EngineJob:
+    task = "engine"  # what the job does, for messages ("The {task} process failed ...")
+    cancelGraceSeconds = 10.0  # how long a cancelled process may take to stop before it is killed
+
+    def __init__(self, engine: Engine, progressCallback: Optional[Callable[[dict], None]] = None,
+                 tempRoot: Optional[str] = None, keepTempFiles: bool = False, workDir: Optional[Path] = None):
+        """``progressCallback`` receives the engine's JSON events and ``{"event": "state", "state": ...}`` on
+        every state change. ``workDir``: a folder the job keeps; None: a temporary folder in ``tempRoot``,
+        removed at the end unless ``keepTempFiles``."""
         self.engine = engine
-        self.inputVolume = inputVolume
-        self.outputSegmentation = outputSegmentation
-        self.model = model
-        self.device = device
-        self.organs = list(organs) if organs else None
-        self.postprocess = postprocess
-        self.show3D = show3D
-        self.downloadModel = downloadModel
         self.progressCallback = progressCallback
         self.tempRoot = tempRoot
-        self.keepTempFiles = keepTempFiles
+        self.keepWorkDir = keepTempFiles or workDir is not None
+        self.workDir: Optional[Path] = Path(workDir) if workDir is not None else None
         self.state = ProcessingState.STARTING
         self.error = ""
         self.cancelled = False
-        self.tempDir: Optional[Path] = None
-        self._steps: List[List[str]] = []
+        self.result: Optional[dict] = None  # the last "result" event (e.g. where an import put the model)
+        self._steps: List[Step] = []
         self._worker: Optional[WorkerProcess] = None
         self._startTime = time.monotonic()
 
@@ -74,27 +73,44 @@ class SegmentationJob:
     def succeeded(self) -> bool:
         return self.state == ProcessingState.IDLE and not self.cancelled
 
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self._startTime
+
+    def prepare(self) -> List[Step]:
+        """Write the input files into ``workDir`` and return the steps; raise to refuse the start."""
+        raise NotImplementedError
+
+    def complete(self) -> None:
+        """Use the result once every step succeeded; raise to fail the job."""
+        raise NotImplementedError
+
     def start(self) -> None:
-        """Export the volume and launch the first engine process; returns at once. Raises (after cleaning up)
-        when that fails."""
+        """Prepare and launch the first process; returns at once. Raises (after cleaning up) when that fails."""
         try:
-            self.tempDir = Path(tempfile.mkdtemp(prefix="HSAMSegment-", dir=self.tempRoot))
-            inputPath = exportVolume(self.inputVolume, self.tempDir / INPUT_FILE)
-            if self.downloadModel:
-                self._steps.append(self.engine.downloadCommand(self.downloadModel))
-            self._steps.append(self.engine.segmentCommand(inputPath, self.tempDir / RESULT_FILE, self.model,
-                                                          self.device, self.organs, self.postprocess))
-            self._startNextStep()
+            if self.workDir is None:
+                self.workDir = Path(tempfile.mkdtemp(prefix=f"HSAM-{self.task}-", dir=self.tempRoot))
+            self.workDir.mkdir(parents=True, exist_ok=True)
+            self._steps = list(self.prepare())
+            if not self._startNextProcess():
+                raise RuntimeError(f"the {self.task} job has no engine command to run")
         except Exception as exc:
             self._fail(str(exc))
             raise
         self._setState(ProcessingState.RUNNING)
 
-    def _startNextStep(self) -> None:
+    def _startNextProcess(self) -> bool:
+        """Run in-process steps up to the next command line and launch it; False when no command is left."""
+        while self._steps and callable(self._steps[0]):
+            self._steps.pop(0)()
+        if not self._steps:
+            return False
         args = self._steps.pop(0)
         self._report({"event": "log", "message": "Running: " + " ".join(args)})
-        self._worker = WorkerProcess(args, env=self.engine.environment(), cwd=str(self.tempDir))
+        self._worker = WorkerProcess(args, env=self.engine.environment(), cwd=str(self.workDir),
+                                     cancelGraceSeconds=self.cancelGraceSeconds)
         self._worker.start()
+        return True
 
     def poll(self) -> bool:
         """Forward new events and move on when a process has ended; True while the job is active."""
@@ -103,6 +119,8 @@ class SegmentationJob:
             return self.isActive
         code = worker.poll()
         for event in worker.events():
+            if event.get("event") == "result":
+                self.result = event
             if event.get("event") != "error":  # the job reports failures itself, with a hint, once the process ends
                 self._report(event)
         if code is None:
@@ -111,12 +129,21 @@ class SegmentationJob:
         if self.state == ProcessingState.CANCELLING:
             self._finish(cancelled=True)
         elif code != 0:
-            self._fail(describeFailure(code, worker.errorText()))
-        elif self._steps:
-            self._startNextStep()
+            self._fail(describeFailure(code, worker.errorText(), self.task))
         else:
-            self._importResult()
+            self._continue()
         return self.isActive
+
+    def _continue(self) -> None:
+        try:
+            if self._startNextProcess():
+                return
+            self._setState(ProcessingState.IMPORTING)
+            self.complete()
+        except Exception as exc:
+            self._fail(str(exc))
+            return
+        self._finish(cancelled=False)
 
     def cancel(self) -> None:
         """Stop the engine process; the job ends (state IDLE, ``cancelled``) once it has exited."""
@@ -130,36 +157,22 @@ class SegmentationJob:
         while self.poll():
             time.sleep(interval)
 
-    def _importResult(self) -> None:
-        self._setState(ProcessingState.IMPORTING)
-        try:
-            if self.outputSegmentation is None:
-                self.outputSegmentation = self.inputVolume.GetScene().AddNewNodeByClass(
-                    "vtkMRMLSegmentationNode", self.inputVolume.GetName() + " segmentation")
-            importSegmentation(self.tempDir / RESULT_FILE, self.outputSegmentation, self.inputVolume, self.show3D)
-        except Exception as exc:
-            self._fail(f"Could not import the result: {exc}")
-            return
-        seconds = time.monotonic() - self._startTime
-        self._report({"event": "log", "message": f"Segmentation finished in {seconds:.1f} s."})
-        self._finish(cancelled=False)
-
     def _finish(self, cancelled: bool) -> None:
         self.cancelled = cancelled
-        self._removeTempDir()
+        self._removeWorkDir()
         if cancelled:
-            self._report({"event": "log", "message": "Segmentation cancelled."})
+            self._report({"event": "log", "message": f"{self.task.capitalize()} cancelled."})
         self._setState(ProcessingState.IDLE)
 
     def _fail(self, message: str) -> None:
         self.error = message
-        self._removeTempDir()
+        self._removeWorkDir()
         self._report({"event": "error", "message": message})
         self._setState(ProcessingState.FAILED)
 
-    def _removeTempDir(self) -> None:
-        if self.tempDir is not None and not self.keepTempFiles:
-            shutil.rmtree(self.tempDir, ignore_errors=True)
+    def _removeWorkDir(self) -> None:
+        if self.workDir is not None and not self.keepWorkDir:
+            shutil.rmtree(self.workDir, ignore_errors=True)
 
     def _setState(self, state: ProcessingState) -> None:
         self.state = state
@@ -168,3 +181,44 @@ class SegmentationJob:
     def _report(self, event: dict) -> None:
         if self.progressCallback is not None:
             self.progressCallback(event)
+
+
+class SegmentationJob(EngineJob):
+    task = "segmentation"
+
+    def __init__(self, engine: Engine, inputVolume, outputSegmentation=None, model: Optional[str] = None,
+                 device: str = "auto", organs: Optional[Sequence[str]] = None, postprocess: bool = True,
+                 show3D: bool = True, downloadModel: Optional[str] = None,
+                 progressCallback: Optional[Callable[[dict], None]] = None, tempRoot: Optional[str] = None,
+                 keepTempFiles: bool = False):
+        """``outputSegmentation`` None: a new segmentation node is added to the scene when the result arrives.
+        ``downloadModel``: a registry id to download first (the caller has the user's consent).
+        ``progressCallback`` also receives the engine's ``progress``, ``log`` and ``result`` events."""
+        super().__init__(engine, progressCallback, tempRoot, keepTempFiles)
+        self.inputVolume = inputVolume
+        self.outputSegmentation = outputSegmentation
+        self.model = model
+        self.device = device
+        self.organs = list(organs) if organs else None
+        self.postprocess = postprocess
+        self.show3D = show3D
+        self.downloadModel = downloadModel
+
+    def prepare(self) -> List[Step]:
+        inputPath = exportVolume(self.inputVolume, self.workDir / INPUT_FILE)
+        steps: List[Step] = []
+        if self.downloadModel:
+            steps.append(self.engine.downloadCommand(self.downloadModel))
+        steps.append(self.engine.segmentCommand(inputPath, self.workDir / RESULT_FILE, self.model, self.device,
+                                                self.organs, self.postprocess))
+        return steps
+
+    def complete(self) -> None:
+        if self.outputSegmentation is None:
+            self.outputSegmentation = self.inputVolume.GetScene().AddNewNodeByClass(
+                "vtkMRMLSegmentationNode", self.inputVolume.GetName() + " segmentation")
+        try:
+            importSegmentation(self.workDir / RESULT_FILE, self.outputSegmentation, self.inputVolume, self.show3D)
+        except Exception as exc:
+            raise RuntimeError(f"Could not import the result: {exc}") from exc
+        self._report({"event": "log", "message": f"Segmentation finished in {self.seconds:.1f} s."})

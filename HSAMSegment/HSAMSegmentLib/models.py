@@ -33,15 +33,19 @@ class ModelInfo:
     def needsDownload(self) -> bool:
         return self.state == DOWNLOADABLE_STATE
 
-    def organs(self) -> List[Dict[str, Any]]:
-        """The model card's labels (value, name, color, terminology); empty until the model is on disk."""
+    def card(self) -> Dict[str, Any]:
+        """The model card; empty until the model is on disk (and for base weights)."""
         card = self.path / "model.json" if self.path else None
         if card is None or not card.is_file():
-            return []
+            return {}
         try:
-            return list(json.loads(card.read_text(encoding="utf-8")).get("labels", []))
+            return dict(json.loads(card.read_text(encoding="utf-8")))
         except (ValueError, OSError):
-            return []
+            return {}
+
+    def organs(self) -> List[Dict[str, Any]]:
+        """The model card's labels (value, name, color, terminology)."""
+        return list(self.card().get("labels", []))
 
     def description(self) -> str:
         size = f", {humanSize(self.size)}" if self.size else ""

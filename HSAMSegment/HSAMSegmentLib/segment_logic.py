@@ -4,35 +4,18 @@ import shutil
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from .engine import Engine, defaultModelsHome
+from .engine import Engine
+from .engine_logic import EngineLogic
 from .job import SegmentationJob
-from .models import ModelInfo, modelsFromEvents
-from .result_import import ensureSegmentationConverters
-from .worker import WorkerProcess
+from .models import ModelInfo
 
 
-class SegmentLogic:
-    """Without the Slicer application (scripts on slicer-core), create the logic before any segmentation node:
-    a segmentation takes its representation converters (used for the 3D surfaces) when it is created."""
-
+class SegmentLogic(EngineLogic):
     def __init__(self, engine: Optional[Engine] = None):
-        ensureSegmentationConverters()
-        self.engine = engine or Engine()
+        super().__init__(engine)
         self.job: Optional[SegmentationJob] = None
         self.tempRoot: Optional[str] = None
         self.keepTempFiles = False  # for debugging: keep the exported volume and the engine's result
-
-    @property
-    def modelsHome(self) -> Path:
-        return self.engine.modelsHome or defaultModelsHome()
-
-    def setModelsHome(self, folder: Optional[str]) -> None:
-        """Where the engine keeps its models (None or empty: the engine's default)."""
-        self.engine.modelsHome = Path(folder) if folder else None
-
-    @property
-    def isRunning(self) -> bool:
-        return self.job is not None and self.job.isActive
 
     def startSegmentation(self, inputVolume, outputSegmentation=None, model: Optional[str] = None,
                           device: str = "auto", organs: Optional[Sequence[str]] = None, postprocess: bool = True,
@@ -63,27 +46,6 @@ class SegmentLogic:
         if job.error:
             raise RuntimeError(job.error)
         return job.outputSegmentation
-
-    def cancel(self) -> None:
-        if self.job is not None:
-            self.job.cancel()
-
-    def startModelListing(self) -> WorkerProcess:
-        """``hsam models list`` in the background; read it with ``modelsFromEvents(worker.events())``."""
-        worker = WorkerProcess(self.engine.modelsCommand("list"), env=self.engine.environment())
-        worker.start()
-        return worker
-
-    def listModels(self, timeout: float = 120.0) -> List[ModelInfo]:
-        """Every registry entry, models and base weights (blocking)."""
-        worker = self.startModelListing()
-        if worker.wait(timeout) is None:
-            worker.kill()
-            raise RuntimeError("Listing the models took too long.")
-        events = worker.events()
-        if worker.returncode != 0:
-            raise RuntimeError(worker.errorText() or "Could not list the models.")
-        return modelsFromEvents(events)
 
     def clearDownloadedModels(self, models: Sequence[ModelInfo]) -> List[Path]:
         """Delete what was downloaded from the catalog (``models`` from ``listModels``) and partial downloads.

@@ -29,7 +29,7 @@ def addTrainingCase(volumeNode, segmentationNode, folder: Path) -> Path:
     _write(slicer.vtkMRMLSegmentationStorageNode(), segmentationNode, caseDir / LABEL_FILE)
     cases = readManifest(folder)
     cases.append({"image": f"{caseDir.name}/{IMAGE_FILE}", "label": f"{caseDir.name}/{LABEL_FILE}"})
-    _writeJsonAtomic(folder / MANIFEST, {"cases": cases})
+    writeJsonAtomic(folder / MANIFEST, {"cases": cases})
     return caseDir
 
 
@@ -59,7 +59,7 @@ def _write(storageNode, node, path: Path) -> None:
         raise OSError(f"Could not write {node.GetName()} to {path}.")
 
 
-def _writeJsonAtomic(path: Path, data: dict) -> None:
+def writeJsonAtomic(path: Path, data: dict) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)

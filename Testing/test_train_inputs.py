@@ -9,7 +9,7 @@ import SimpleITK as sitk
 from train_fixtures import synthetic_case, tiny_settings, write_volume
 
 from hsam.train import TrainingError, train
-from hsam.train.cases import read_manifest, split_cases
+from hsam.train.cases import read_manifest, split_cases, with_unique_names
 from hsam.train.checkpoint import state_path
 from hsam.train.labelmap import load_label_map
 from hsam.train.segmentation import read_segmentation
@@ -145,3 +145,12 @@ def test_seg_nrrd_segments_by_name_on_a_cropped_extent(tmp_path):
     classes = sitk.GetArrayFromImage(read_segmentation(path, image, mapping, "case"))
     assert classes.shape == (6, 32, 32)
     assert (classes == 5).sum() == 4 * 4 * 6 and classes[1, 7, 6] == 5 and classes.max() == 5
+
+
+def test_cases_in_folders_of_the_same_file_names_are_told_apart(tmp_path):
+    # The layout of the Slicer module's training cases: <case>/image.nrrd + <case>/label.seg.nrrd
+    manifest = {"cases": [{"image": f"{n}/image.nrrd", "label": f"{n}/label.seg.nrrd"} for n in ("liver1", "liver2")]}
+    (tmp_path / "cases.json").write_text(json.dumps(manifest))
+    cases = with_unique_names(read_manifest(tmp_path / "cases.json").cases)
+    assert [c.name for c in cases] == ["liver1/image", "liver2/image"]
+    assert [c.name for c in split_cases(cases, 1, seed=0)[1]][0] in ("liver1/image", "liver2/image")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import csv
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -28,15 +28,28 @@ class Case:
     image: str
     label: str
     split: Optional[str] = None  # None: assigned by ``split_cases``
+    title: Optional[str] = None  # set by ``with_unique_names``
 
     @property
     def name(self) -> str:
         """A short name for messages: the image file name without its extensions (or the DICOM folder's name)."""
-        name = Path(self.image).name
-        for ext in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".mha", ".mhd"):
-            if name.lower().endswith(ext):
-                return name[: -len(ext)]
-        return name
+        return self.title or _stem(Path(self.image))
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for ext in (".nii.gz", ".seg.nrrd", ".nii", ".nrrd", ".mha", ".mhd"):
+        if name.lower().endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def with_unique_names(cases: Sequence[Case]) -> List[Case]:
+    """Cases named by their image file, or by folder/file where files share a name (e.g. ``<case>/image.nrrd``)."""
+    stems = [_stem(Path(c.image)) for c in cases]
+    if len(set(stems)) == len(stems):
+        return list(cases)
+    return [replace(c, title=f"{Path(c.image).parent.name}/{stem}") for c, stem in zip(cases, stems)]
 
 
 @dataclass
@@ -97,9 +110,9 @@ def split_cases(cases: Sequence[Case], val_cases: Optional[int], seed: int,
     if len(cases) != len({(c.image, c.label) for c in cases}):
         raise TrainingError("the same image/label pair is listed twice")
     if no_validation:
-        return [Case(c.image, c.label, "train") for c in cases], []
+        return [replace(c, split="train") for c in cases], []
     if any(c.split for c in cases):
-        train = [Case(c.image, c.label, c.split or "train") for c in cases if c.split != "val"]
+        train = [replace(c, split="train") for c in cases if c.split != "val"]
         val = [c for c in cases if c.split == "val"]
     else:
         if len(cases) < 2:
@@ -113,8 +126,8 @@ def split_cases(cases: Sequence[Case], val_cases: Optional[int], seed: int,
         order = list(range(len(cases)))
         random.Random(seed).shuffle(order)
         val_index = set(order[:n_val])
-        train = [Case(c.image, c.label, "train") for i, c in enumerate(cases) if i not in val_index]
-        val = [Case(c.image, c.label, "val") for i, c in enumerate(cases) if i in val_index]
+        train = [replace(c, split="train") for i, c in enumerate(cases) if i not in val_index]
+        val = [replace(c, split="val") for i, c in enumerate(cases) if i in val_index]
     if not train:
         raise TrainingError("every case is marked 'val': at least one training case is needed")
     if not val:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
-from .cases import Case, read_manifest, split_cases
+from .cases import Case, read_manifest, split_cases, with_unique_names
 from .dataset import SliceSet, pick_slices, validation_slices
 from .errors import TrainingError
 from .labelmap import LabelMap, load_label_map
@@ -44,7 +44,7 @@ def gather_cases(settings: TrainSettings):
     cases.extend(Case(image, label) for image, label in settings.cases)
     if not cases:
         raise TrainingError("no training cases: give --cases MANIFEST or --case IMAGE LABEL (repeatable)")
-    return cases, label_map
+    return with_unique_names(cases), label_map
 
 
 def prepare_data(settings: TrainSettings, log: Callable[[str], None]) -> PreparedData:

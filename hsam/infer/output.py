@@ -3,13 +3,13 @@ terminology. Files are written to a temporary name beside the target and renamed
 no partial output and never half-overwrites an existing file."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Union
 
 import numpy as np
 import SimpleITK as sitk
+
+from ..atomic import write_atomic
 
 SLICER_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
 LABELMAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -32,19 +32,8 @@ def _suffix(path: Path) -> str:
     return path.suffix
 
 
-def write_atomic(path: Union[str, Path], writer) -> Path:
-    """Call ``writer(temp_path)`` then rename onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_suffix(path))
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+def _write(path: Union[str, Path], writer) -> Path:
+    return write_atomic(path, writer, suffix=_suffix(Path(path)))
 
 
 def ijk_to_lps(image: sitk.Image) -> np.ndarray:
@@ -90,9 +79,9 @@ def write_labels(labels: sitk.Image, path: Union[str, Path], label_specs: List[D
         import slicerio
 
         seg = segmentation_dict(labels, label_specs)
-        return write_atomic(path, lambda tmp: slicerio.write_segmentation(tmp, seg))
-    return write_atomic(path, lambda tmp: sitk.WriteImage(labels, tmp, True))
+        return _write(path, lambda tmp: slicerio.write_segmentation(tmp, seg))
+    return _write(path, lambda tmp: sitk.WriteImage(labels, tmp, True))
 
 
 def write_image(image: sitk.Image, path: Union[str, Path]) -> Path:
-    return write_atomic(path, lambda tmp: sitk.WriteImage(image, tmp, True))
+    return _write(path, lambda tmp: sitk.WriteImage(image, tmp, True))

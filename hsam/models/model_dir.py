@@ -5,13 +5,12 @@ Base backbone weights are referenced by the card, never copied: the LiteMedSAM w
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 import torch
 
+from ..atomic import write_atomic
 from ..model.build import build_hsam
 from ..model.config import HSAMConfig
 from ..model.hsam import HSAM
@@ -51,23 +50,20 @@ def make_card(model: HSAM, model_id: str, backbone_weights: Dict[str, Any], labe
     return card
 
 
-def save_model(model: HSAM, directory: Union[str, Path], card: Dict[str, Any]) -> Path:
-    """Write the model directory; files are written to temporaries and renamed, so a crash leaves no half model."""
+def save_model(model: HSAM, directory: Union[str, Path], card: Dict[str, Any],
+               dtype: Optional[torch.dtype] = None) -> Path:
+    """Write the model directory; files are written to temporaries and renamed, so a crash leaves no half model.
+
+    ``dtype`` (e.g. torch.float16) stores floating-point tensors smaller; loading casts them back to float32."""
     from safetensors.torch import save_file
 
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=WEIGHTS_FILE, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(trainable_state(model), tmp, metadata={"format": FORMAT})
-        card = dict(card, files={WEIGHTS_FILE: sha256_of(tmp)})
-        os.replace(tmp, directory / WEIGHTS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    write_json_atomic(directory / CARD_FILE, card)
-    return directory
+    state = trainable_state(model)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    weights = write_atomic(Path(directory) / WEIGHTS_FILE,
+                           lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}))
+    write_json_atomic(Path(directory) / CARD_FILE, dict(card, files={WEIGHTS_FILE: sha256_of(weights)}))
+    return Path(directory)
 
 
 def find_base_weights(spec: Dict[str, Any], model_dir: Path, extra_dirs: Iterable[Path] = ()) -> Path:

@@ -8,14 +8,13 @@ numbers only, never code.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
+from ..atomic import write_atomic
 from .errors import TrainingError
 
 STATE_FORMAT = "hsam-train-state/1"
@@ -29,17 +28,7 @@ def state_path(out_dir: Path) -> Path:
 
 
 def save_state(path: Path, state: Dict[str, Any]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(dict(state, format=STATE_FORMAT), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, lambda tmp: torch.save(dict(state, format=STATE_FORMAT), tmp))
 
 
 def load_state(path: Path) -> Dict[str, Any]:

@@ -31,7 +31,7 @@ from .embeddings import EmbeddingCache, embeddings_as_input, encode_slices, pick
 from .errors import TrainingError, TrainingStopped
 from .losses import hsam_loss
 from .model_setup import build_model, set_class_balanced_noise, set_training_mode, trainable_parameters
-from .prepare import PreparedData, prepare_data
+from .prepare import prepare_data
 from .progress import Progress
 from .schedule import default_warmup, learning_rate, stage1_weight
 from .settings import TrainSettings

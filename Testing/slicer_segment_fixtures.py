@@ -31,10 +31,10 @@ def new_scene():
     return scene
 
 
-def load_volume(scene, path: Path, name: str = "ct"):
+def load_volume(scene, path: Path, name: str = "ct", class_name: str = "vtkMRMLScalarVolumeNode"):
     storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
     storage.SetFileName(str(path))
-    volume = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
+    volume = scene.AddNewNodeByClass(class_name, name)
     assert storage.ReadData(volume), path
     return volume
 

@@ -1,0 +1,16 @@
+"""GUI-free parts of the HSAM Train module: they run in Slicer and, for tests and scripts, with slicer-core.
+They build on HSAM Segment's (HSAMSegmentLib: engine command lines, worker processes, the job state machine)."""
+from .base_models import BaseModel
+from .case_folder import loadCaseFiles
+from .cases import ROLES, TRAIN, VALIDATION, CaseList, TrainingCase
+from .estimate import Estimate, formatDuration
+from .label_mapping import BACKGROUND, LabelMapping, segmentRows
+from .progress import TrainingProgress
+from .train_logic import TrainingResult, TrainLogic
+from .training_job import TrainingJob
+from .training_plot import TrainingPlot
+from .training_settings import TOOLTIPS, TrainingSettings
+
+__all__ = ["BaseModel", "loadCaseFiles", "ROLES", "TRAIN", "VALIDATION", "CaseList", "TrainingCase", "Estimate",
+           "formatDuration", "BACKGROUND", "LabelMapping", "segmentRows", "TrainingProgress", "TrainingResult",
+           "TrainLogic", "TrainingJob", "TrainingPlot", "TOOLTIPS", "TrainingSettings"]

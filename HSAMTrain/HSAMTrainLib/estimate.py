@@ -1,0 +1,99 @@
+"""An estimate of how long a fine-tuning run takes here, from the settings and the cases (how many slices are
+encoded, trained on and validated) and a cost per slice.
+
+The costs per slice were measured with the LiteMedSAM backbone (256 px) on 2 CPU cores and scaled for other
+backbones and devices. After each uninterrupted run the module records how long it really took against the
+estimate (``timing.json`` in the runs folder), and later estimates on the same kind of device use that factor:
+the estimate learns this machine's speed."""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, Iterable, Optional
+
+from .cases import TRAIN, VALIDATION, TrainingCase
+from .training_settings import TrainingSettings
+
+# Seconds per slice, LiteMedSAM, 2 CPU cores.
+ENCODE_S = 1.5  # image encoder forward: embedding cache, inference
+DECODE_S = 0.2  # decoders forward (validation on cached embeddings)
+TRAIN_FROZEN_S = 0.6  # decoders forward + backward (--freeze-encoder)
+TRAIN_LORA_S = 5.0  # encoder with LoRA and decoders, forward + backward
+INFER_S = ENCODE_S + DECODE_S
+CACHED_VIEWS = 3  # the engine's default: each training slice plus two augmented copies
+EMPTY_SLICE_SHARE = 0.1  # the engine's default share of background-only slices
+
+DEVICE_SPEEDUP = {"cpu": 1.0, "mps": 5.0, "cuda": 40.0}
+BACKBONE_COST = {"litemedsam": 1.0, "sam_vit_b": 15.0, "sam_vit_l": 40.0, "sam_vit_h": 70.0}
+TIMING_FILE = "timing.json"
+
+
+@dataclass
+class Estimate:
+    seconds: float
+    trainingSlices: int
+    steps: int
+    validationSlices: int
+
+    def describe(self) -> str:
+        return (f"about {formatDuration(self.seconds)} (estimate): {self.steps} steps on {self.trainingSlices} "
+                f"training slices, {self.validationSlices} validation slices per epoch")
+
+
+def pickedSlices(slices: int, labelledSlices: int, fraction: float) -> int:
+    """How many slices the engine picks from a training case (hsam/train/dataset.py ``pick_slices``)."""
+    wanted = max(1, int(round(fraction * slices)))
+    background = min(slices - labelledSlices, int(EMPTY_SLICE_SHARE * wanted))
+    return min(labelledSlices, wanted - background) + background
+
+
+def estimateRun(cases: Iterable[TrainingCase], settings: TrainingSettings, backbone: str = "litemedsam",
+                deviceKind: str = "cpu", evaluateBase: bool = True, machineFactor: float = 1.0) -> Estimate:
+    cases = list(cases)
+    train = sum(pickedSlices(c.summary.slices, c.summary.labelledSlices, settings.sliceFraction)
+                for c in cases if c.role == TRAIN)
+    validation = sum(min(settings.validationSlices, c.summary.slices) for c in cases if c.role == VALIDATION)
+    evaluated = sum(c.summary.slices for c in cases if c.role == VALIDATION) * (2 if evaluateBase else 1)
+    steps = settings.epochs * (train // max(1, settings.batchSize))
+    trained = steps * settings.batchSize
+    if settings.freezeEncoder:
+        seconds = (train * CACHED_VIEWS + validation) * ENCODE_S + trained * TRAIN_FROZEN_S + \
+            settings.epochs * validation * DECODE_S
+    else:
+        seconds = trained * TRAIN_LORA_S + settings.epochs * validation * INFER_S
+    seconds += evaluated * INFER_S
+    scale = BACKBONE_COST.get(backbone, 1.0) / DEVICE_SPEEDUP.get(deviceKind, 1.0) * machineFactor
+    return Estimate(seconds * scale, train, steps, validation)
+
+
+def deviceKind(device: str, gpuAvailable: bool) -> str:
+    if device == "auto":
+        return "cuda" if gpuAvailable else "cpu"
+    return "cuda" if device.startswith("cuda") else device
+
+
+def readMachineFactors(runsFolder: Path) -> Dict[str, float]:
+    try:
+        return dict(json.loads((Path(runsFolder) / TIMING_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def recordRunTime(runsFolder: Path, kind: str, estimated: float, measured: float,
+                  previousFactor: Optional[float] = None) -> float:
+    """Remember how much slower (> 1) or faster this machine was than the estimate made without a factor."""
+    factors = readMachineFactors(runsFolder)
+    factor = measured / max(estimated, 1e-6)
+    if previousFactor:  # smooth: one unusually busy run should not halve the next estimate
+        factor = (factor + previousFactor) / 2
+    factors[kind] = round(factor, 3)
+    Path(runsFolder).mkdir(parents=True, exist_ok=True)
+    (Path(runsFolder) / TIMING_FILE).write_text(json.dumps(factors, indent=2), encoding="utf-8")
+    return factors[kind]
+
+
+def formatDuration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"

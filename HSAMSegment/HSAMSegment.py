@@ -344,10 +344,17 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onAddTrainingCaseButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not add the training case."), waitCursor=True):
+            volume, segmentation = self._parameterNode.inputVolume, self._parameterNode.outputSegmentation
             folder = self.logic.modelsHome / "training_cases"
-            case = addTrainingCase(self._parameterNode.inputVolume, self._parameterNode.outputSegmentation, folder)
+            case = addTrainingCase(volume, segmentation, folder)
             self.addLog(_("Saved training case {case}. Fine-tune with HSAM Train, or run "
                           "`hsam train --cases {manifest}`.").format(case=case, manifest=folder / "cases.json"))
+            if hasattr(slicer.modules, "hsamtrain"):  # the pair also goes to HSAM Train's list of cases
+                try:
+                    slicer.modules.hsamtrain.widgetRepresentation().self().addCase(volume, segmentation)
+                    self.addLog(_("Added to the cases of HSAM Train."))
+                except ValueError as exc:  # already there
+                    self.addLog(str(exc))
 
     # Advanced
 
@@ -424,8 +431,8 @@ class HSAMSegmentTest(ScriptedLoadableModuleTest):
         logic = HSAMSegmentLogic()
         logic.setModelsHome(home)
         modelDir = os.path.join(home, "models", "hsam-test-tiny", "1")
-        self._buildTinyModel(logic, modelDir)
-        volume = self._abdomenLikeVolume()
+        buildTinyTestModel(logic.engine, modelDir)
+        volume = abdomenLikeVolume()
 
         self.delayDisplay("Segmenting with the logic")
         segmentation = logic.process(volume, None, model=modelDir, device="cpu")
@@ -467,25 +474,29 @@ class HSAMSegmentTest(ScriptedLoadableModuleTest):
         widget.refreshModels()
         self.delayDisplay("Test passed")
 
-    def _buildTinyModel(self, logic, modelDir):
-        script = ("import sys, hsam\n"
-                  "from hsam.models import BTCV_8_ORGANS, make_card\n"
-                  "m = hsam.build_hsam(hsam.HSAMConfig(backbone='litemedsam_tiny'), 'random', seed=1)\n"
-                  "hsam.save_model(m, sys.argv[1], make_card(m, 'hsam-test-tiny', {'source': 'random', 'seed': 1},"
-                  " BTCV_8_ORGANS))\n")
-        worker = WorkerProcess([logic.engine.python, "-c", script, modelDir], env=logic.engine.environment())
-        worker.start()
-        self.assertEqual(worker.wait(600), 0, worker.errorText())
 
-    def _abdomenLikeVolume(self):
-        """64 x 64 x 48 voxels of 3 mm: air, a soft-tissue body and two brighter blobs (enough slices that a
-        cancel after the first batch lands mid-run)."""
-        import numpy as np
+def buildTinyTestModel(engine, modelDir, modelId="hsam-test-tiny"):
+    """A tiny random-weight model with the 8 BTCV organs (real engine code, seconds on a CPU), for self-tests."""
+    script = ("import sys, hsam\n"
+              "from hsam.models import BTCV_8_ORGANS, make_card\n"
+              "m = hsam.build_hsam(hsam.HSAMConfig(backbone='litemedsam_tiny'), 'random', seed=1)\n"
+              "hsam.save_model(m, sys.argv[1], make_card(m, sys.argv[2], {'source': 'random', 'seed': 1},"
+              " BTCV_8_ORGANS))\n")
+    worker = WorkerProcess([engine.python, "-c", script, modelDir, modelId], env=engine.environment())
+    worker.start()
+    if worker.wait(600) != 0:
+        raise RuntimeError(worker.errorText() or "Could not build the test model.")
 
-        k, j, i = np.mgrid[0:48, 0:64, 0:64]
-        voxels = np.full(k.shape, -1000, dtype=np.int16)
-        voxels[((j - 32) / 28.0) ** 2 + ((i - 32) / 30.0) ** 2 < 1] = 40
-        voxels[((j - 28) / 10.0) ** 2 + ((i - 22) / 12.0) ** 2 + ((k - 24) / 14.0) ** 2 < 1] = 120
-        voxels[((j - 40) / 4.0) ** 2 + ((i - 34) / 4.0) ** 2 < 1] = 250
-        ijkToRas = np.diag([-3.0, -3.0, 3.0, 1.0])
-        return slicer.util.addVolumeFromArray(voxels, ijkToRas, "HSAM test abdomen")
+
+def abdomenLikeVolume(name="HSAM test abdomen"):
+    """64 x 64 x 48 voxels of 3 mm: air, a soft-tissue body, a liver-like blob (120 HU) and an aorta-like tube
+    (250 HU); enough slices that a cancel after the first batch lands mid-run."""
+    import numpy as np
+
+    k, j, i = np.mgrid[0:48, 0:64, 0:64]
+    voxels = np.full(k.shape, -1000, dtype=np.int16)
+    voxels[((j - 32) / 28.0) ** 2 + ((i - 32) / 30.0) ** 2 < 1] = 40
+    voxels[((j - 28) / 10.0) ** 2 + ((i - 22) / 12.0) ** 2 + ((k - 24) / 14.0) ** 2 < 1] = 120
+    voxels[((j - 40) / 4.0) ** 2 + ((i - 34) / 4.0) ** 2 < 1] = 250
+    ijkToRas = np.diag([-3.0, -3.0, 3.0, 1.0])
+    return slicer.util.addVolumeFromArray(voxels, ijkToRas, name)

@@ -1,6 +1,7 @@
-"""The HSAM Segment module's files agree with each other: widget names used in code exist in the .ui file,
-GUI bindings name real parameters, CMake lists every file, the code compiles for Slicer's Pythons (3.9 and 3.12),
-the package list covers the engine's dependencies, and the organ tables match the engine's label set."""
+"""The Slicer modules' files (HSAM Segment, HSAM Train) agree with each other: widget names used in code exist in
+the .ui file, GUI bindings name real parameters, CMake lists every file, the code compiles for Slicer's Pythons
+(3.9 and 3.12), the package list covers the engine's dependencies, and the organ tables match the engine's label
+set."""
 from __future__ import annotations
 
 import ast
@@ -18,54 +19,68 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MODULE = REPO / "HSAMSegment"
-UI_FILE = MODULE / "Resources" / "UI" / "HSAMSegment.ui"
-MODULE_FILE = MODULE / "HSAMSegment.py"
 SLICER_PYTHONS = ("3.9", "3.12")  # Slicer 5.8 and Slicer 5.10+
+# Each module and the parameters its .ui file binds widgets to.
+MODULES = {"HSAMSegment": {"inputVolume", "outputSegmentation", "postprocess"},
+           "HSAMTrain": {"volume", "segmentation", "outputName", "epochs", "sliceFraction", "learningRate",
+                         "loraRank", "batchSize", "freezeEncoder"}}
 if str(MODULE) not in sys.path:
     sys.path.insert(0, str(MODULE))
 
 
+def ui_file(module: str) -> Path:
+    return REPO / module / "Resources" / "UI" / f"{module}.ui"
+
+
+def module_file(module: str) -> Path:
+    return REPO / module / f"{module}.py"
+
+
 def module_python_files():
-    return sorted(p for p in MODULE.rglob("*.py")) + [REPO / "Resources" / "generate_organ_tables.py"]
+    return sorted(p for module in MODULES for p in (REPO / module).rglob("*.py")) + \
+        [REPO / "Resources" / "generate_organ_tables.py"]
 
 
-def ui_widget_names():
-    return {w.get("name") for w in ET.parse(UI_FILE).iter("widget")}
+def ui_widget_names(module: str):
+    return {w.get("name") for w in ET.parse(ui_file(module)).iter("widget")}
 
 
-def ui_parameter_bindings():
+def ui_parameter_bindings(module: str):
     bindings = {}
-    for widget in ET.parse(UI_FILE).iter("widget"):
+    for widget in ET.parse(ui_file(module)).iter("widget"):
         for prop in widget.findall("property"):
             if prop.get("name") == "SlicerParameterName":
                 bindings[widget.get("name")] = prop.find("string").text
     return bindings
 
 
-def parameter_fields():
-    tree = ast.parse(MODULE_FILE.read_text(encoding="utf-8"))
+def parameter_fields(module: str):
+    tree = ast.parse(module_file(module).read_text(encoding="utf-8"))
     wrapped = [node for node in tree.body if isinstance(node, ast.ClassDef)
                and any(getattr(d, "id", None) == "parameterNodeWrapper" for d in node.decorator_list)]
     assert len(wrapped) == 1, "expected one @parameterNodeWrapper class"
     return {item.target.id for item in wrapped[0].body if isinstance(item, ast.AnnAssign)}
 
 
-def test_every_widget_the_code_uses_is_in_the_ui_file():
-    used = {node.attr for node in ast.walk(ast.parse(MODULE_FILE.read_text(encoding="utf-8")))
+@pytest.mark.parametrize("module", MODULES)
+def test_every_widget_the_code_uses_is_in_the_ui_file(module):
+    used = {node.attr for node in ast.walk(ast.parse(module_file(module).read_text(encoding="utf-8")))
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Attribute)
             and node.value.attr == "ui" and isinstance(node.value.value, ast.Name) and node.value.value.id == "self"}
     assert used, "no self.ui.<widget> found"
-    assert used <= ui_widget_names(), sorted(used - ui_widget_names())
+    assert used <= ui_widget_names(module), sorted(used - ui_widget_names(module))
 
 
-def test_every_gui_binding_names_a_parameter():
-    bindings = ui_parameter_bindings()
-    assert set(bindings.values()) == {"inputVolume", "outputSegmentation", "postprocess"}
-    assert set(bindings.values()) <= parameter_fields(), bindings
+@pytest.mark.parametrize("module", MODULES)
+def test_every_gui_binding_names_a_parameter(module):
+    bindings = ui_parameter_bindings(module)
+    assert set(bindings.values()) == MODULES[module]
+    assert set(bindings.values()) <= parameter_fields(module), bindings
 
 
-def test_ui_file_wires_the_scene_to_every_node_selector():
-    root = ET.parse(UI_FILE).getroot()
+@pytest.mark.parametrize("module", MODULES)
+def test_ui_file_wires_the_scene_to_every_node_selector(module):
+    root = ET.parse(ui_file(module)).getroot()
     selectors = {w.get("name") for w in root.iter("widget") if w.get("class") == "qMRMLNodeComboBox"}
     wired = {c.findtext("receiver") for c in root.iter("connection")
              if c.findtext("signal") == "mrmlSceneChanged(vtkMRMLScene*)"}
@@ -106,12 +121,14 @@ def test_module_files_have_no_syntax_or_names_beyond_python_39():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_cmake_lists_every_script_and_resource():
-    cmake = (MODULE / "CMakeLists.txt").read_text(encoding="utf-8").replace("${MODULE_NAME}", "HSAMSegment")
+@pytest.mark.parametrize("module", MODULES)
+def test_cmake_lists_every_script_and_resource(module):
+    folder = REPO / module
+    cmake = (folder / "CMakeLists.txt").read_text(encoding="utf-8").replace("${MODULE_NAME}", module)
     listed = set(re.findall(r"^\s+(\S+\.(?:py|png|ui|txt))\s*$", cmake, re.M))
-    present = {p.relative_to(MODULE).as_posix() for p in MODULE.rglob("*")
-               if p.is_file() and p.relative_to(MODULE).parts[0] != "Testing" and p.name != "CMakeLists.txt"
-               and not any(part.startswith((".", "__pycache__")) for part in p.relative_to(MODULE).parts)}
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*")
+               if p.is_file() and p.relative_to(folder).parts[0] != "Testing" and p.name != "CMakeLists.txt"
+               and not any(part.startswith((".", "__pycache__")) for part in p.relative_to(folder).parts)}
     assert listed == present
 
 
@@ -150,6 +167,7 @@ def test_organ_tables_match_the_engine_label_set(tmp_path):
 
 
 def test_icons_are_png():
-    for icon in (REPO / "Resources" / "HSAM.png", MODULE / "Resources" / "Icons" / "HSAMSegment.png"):
+    icons = [REPO / m / "Resources" / "Icons" / f"{m}.png" for m in MODULES] + [REPO / "Resources" / "HSAM.png"]
+    for icon in icons:
         assert icon.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", icon
 

@@ -1,0 +1,635 @@
+"""HSAM Train: few-shot fine-tuning of H-SAM models on a site's own annotated cases, in a background process.
+
+The widget only wires the GUI to the logic; everything that does work lives in HSAMTrainLib (GUI-free, so it runs
+in scripts and in tests without the Slicer application), which builds on HSAM Segment's HSAMSegmentLib."""
+import os
+import time
+
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+import HSAMSegment
+from HSAMSegmentLib import ProcessingState, deviceChoices, installRequirements, missingRequirements, modelsFromEvents
+from HSAMSegmentLib.job import ACTIVE_STATES
+from HSAMTrainLib import (
+    BACKGROUND,
+    ROLES,
+    TOOLTIPS,
+    TRAIN,
+    VALIDATION,
+    CaseList,
+    TrainingPlot,
+    TrainingSettings,
+    TrainLogic,
+    loadCaseFiles,
+    segmentRows,
+)
+from HSAMTrainLib.base_models import baseModels
+from HSAMTrainLib.comparison import comparisonLines
+
+DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#3d-slicer-hsam-train"
+DEVICE_SETTING = "HSAMTrain/device"
+POLL_INTERVAL_MS = 200
+NEW_CLASS = "\x00new class"  # item data of "new class" in the mapping table (never a class name)
+UNMAPPED = ""
+
+
+class HSAMTrain(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("HSAM Train")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Segmentation")]
+        self.parent.dependencies = ["HSAMSegment"]
+        self.parent.contributors = ["HSAM contributors"]
+        self.parent.helpText = _(
+            "Fine-tunes an H-SAM model on a few of your own annotated cases (for example results of HSAM Segment "
+            "that you corrected), in a background process with a live loss and Dice plot; Cancel saves a "
+            "checkpoint and Resume continues. The new model is registered and selected in HSAM Segment. "
+            '<a href="{url}">Documentation and tutorial</a>.').format(url=DOCUMENTATION_URL)
+        self.parent.acknowledgementText = _(
+            "If you use this module, please cite: Z. Cheng, Q. Wei, H. Zhu, Y. Wang, L. Qu, W. Shao, Y. Zhou, "
+            "\"Unleashing the Potential of SAM for Medical Adaptation via Hierarchical Decoding\", CVPR 2024.")
+
+
+@parameterNodeWrapper
+class HSAMTrainParameterNode:
+    """Per-scene choices (saved with the scene). The device is a per-user setting; the cases are listed in the
+    panel (they are nodes of the scene)."""
+
+    volume: vtkMRMLScalarVolumeNode
+    segmentation: vtkMRMLSegmentationNode
+    baseModel: str = ""
+    outputName: str = ""
+    epochs: int = TrainingSettings.epochs
+    sliceFraction: float = TrainingSettings.sliceFraction
+    learningRate: float = TrainingSettings.learningRate
+    loraRank: int = TrainingSettings.loraRank
+    batchSize: int = TrainingSettings.batchSize
+    freezeEncoder: bool = TrainingSettings.freezeEncoder
+
+
+class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.cases = CaseList()
+        self.mapping = None
+        self._models = []
+        self._bases = []
+        self._modelListing = None
+        self._plot = None
+        self._plotView = None
+        self._jobTimer = qt.QTimer()
+        self._jobTimer.setInterval(POLL_INTERVAL_MS)
+        self._jobTimer.timeout.connect(self._pollJob)
+        self._modelsTimer = qt.QTimer()
+        self._modelsTimer.setInterval(POLL_INTERVAL_MS)
+        self._modelsTimer.timeout.connect(self._pollModelListing)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HSAMTrain.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = HSAMTrainLogic()
+        self.logic.setModelsHome(slicer.util.settingsValue(HSAMSegment.MODELS_FOLDER_SETTING, ""))
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAboutToBeRemovedEvent, self.onNodeRemoved)
+
+        for name, widget in self.settingWidgets().items():  # one source for the explanations: TOOLTIPS
+            widget.toolTip = TOOLTIPS[name]
+        self.ui.deviceSelector.addItems(deviceChoices())
+        self.ui.deviceSelector.currentText = slicer.util.settingsValue(DEVICE_SETTING, "auto")
+        self.ui.deviceSelector.currentTextChanged.connect(self.onDeviceChanged)
+
+        self.plotWidget = slicer.qMRMLPlotWidget()
+        self.plotWidget.setMinimumHeight(200)
+        self.plotWidget.setMRMLScene(slicer.mrmlScene)
+        self.ui.plotFrame.layout().addWidget(self.plotWidget)
+
+        self.ui.addCaseButton.clicked.connect(self.onAddCaseButton)
+        self.ui.addFolderButton.clicked.connect(self.onAddFolderButton)
+        self.ui.removeCaseButton.clicked.connect(self.onRemoveCaseButton)
+        self.ui.moveCaseUpButton.clicked.connect(lambda: self.onMoveCase(-1))
+        self.ui.moveCaseDownButton.clicked.connect(lambda: self.onMoveCase(1))
+        self.ui.baseModelSelector.currentIndexChanged.connect(self.onBaseModelChanged)
+        self.ui.refreshModelsButton.clicked.connect(self.refreshModels)
+        self.ui.applyButton.clicked.connect(self.onApplyButton)
+        self.ui.resumeButton.clicked.connect(self.onResumeButton)
+        self.ui.discardRunButton.clicked.connect(self.onDiscardRunButton)
+
+        self.initializeParameterNode()
+        self.refreshModels()
+        self.refreshStoppedRuns()
+
+    def settingWidgets(self) -> dict:
+        return {"epochs": self.ui.epochsSpinBox, "sliceFraction": self.ui.sliceFractionSpinBox,
+                "learningRate": self.ui.learningRateSpinBox, "loraRank": self.ui.loraRankSpinBox,
+                "batchSize": self.ui.batchSizeSpinBox, "device": self.ui.deviceSelector,
+                "freezeEncoder": self.ui.freezeEncoderCheckBox}
+
+    def cleanup(self) -> None:
+        """Slicer closes (or the module reloads): stop a run cleanly, so that it can be resumed."""
+        self.removeObservers()
+        self._modelsTimer.stop()
+        self.stopRunAndWait()
+        if self._modelListing is not None:
+            self._modelListing.kill()
+
+    def stopRunAndWait(self) -> None:
+        self._jobTimer.stop()
+        if self.logic is not None and self.logic.isRunning:
+            self.logic.cancel()
+            self.logic.job.wait()  # the engine saves a checkpoint first (at most the cancel grace period)
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+        self.refreshStoppedRuns()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.stopRunAndWait()
+        self.setParameterNode(None)
+        self.cases = CaseList()  # their nodes go with the scene
+        self._plot = None
+        self._plotView = None
+
+    @vtk.calldata_type(vtk.VTK_OBJECT)
+    def onNodeRemoved(self, caller, event, node) -> None:
+        if self.cases.removeCasesOf(node):
+            self.onCasesChanged()
+
+    def onSceneEndClose(self, caller, event) -> None:
+        self.onCasesChanged()
+        self.refreshStoppedRuns()
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
+        self.updateGui()
+
+    def currentSettings(self) -> TrainingSettings:
+        pn = self._parameterNode
+        return TrainingSettings(epochs=pn.epochs, sliceFraction=pn.sliceFraction, learningRate=pn.learningRate,
+                                loraRank=pn.loraRank, batchSize=pn.batchSize, freezeEncoder=pn.freezeEncoder,
+                                device=self.ui.deviceSelector.currentText)
+
+    def currentBase(self):
+        baseId = self.ui.baseModelSelector.itemData(self.ui.baseModelSelector.currentIndex)
+        return next((b for b in self._bases if b.id == baseId), None)
+
+    # Processing state -> GUI
+
+    def updateGui(self, caller=None, event=None) -> None:
+        job = self.logic.job if self.logic else None
+        self.showState(job.state if job else ProcessingState.IDLE)
+
+    def showState(self, state) -> None:
+        busy = state in ACTIVE_STATES
+        texts = {ProcessingState.STARTING: _("Exporting the cases..."), ProcessingState.RUNNING: _("Cancel"),
+                 ProcessingState.IMPORTING: _("Registering the model..."),
+                 ProcessingState.CANCELLING: _("Cancelling (saving a checkpoint)...")}
+        self.ui.applyButton.text = texts.get(state, _("Start fine-tuning"))
+        self.ui.applyButton.toolTip = _("Stop training; the last checkpoint is kept for Resume") \
+            if state == ProcessingState.RUNNING else _("Export the cases and start training in the background")
+        problems = self.updateChecks() if not busy else []
+        self.ui.applyButton.enabled = state == ProcessingState.RUNNING or (not busy and not problems)
+        for section in (self.ui.casesCollapsibleButton, self.ui.modelCollapsibleButton,
+                        self.ui.settingsCollapsibleButton):
+            section.enabled = not busy
+        hasStoppedRun = self.ui.resumeRunSelector.count > 0
+        self.ui.resumeButton.enabled = not busy and hasStoppedRun
+        self.ui.discardRunButton.enabled = not busy and hasStoppedRun
+        self.ui.progressBar.visible = busy
+
+    def updateChecks(self) -> list:
+        """Show what would stop a run, and the time estimate; returns the problems."""
+        base = self.currentBase()
+        if self._parameterNode is None or self.mapping is None or base is None:
+            self.ui.problemsLabel.text = _("Add cases and choose a base model.")
+            self.ui.estimateLabel.text = ""
+            return ["incomplete"]
+        problems = self.logic.problems(list(self.cases), self.mapping, self._parameterNode.outputName.strip(),
+                                       self._models)
+        self.ui.problemsLabel.text = "\n".join(problems)
+        settings = self.currentSettings()
+        self.ui.estimateLabel.text = _("Run time: {estimate}, on {device}").format(
+            estimate=self.logic.estimate(list(self.cases), settings, base).describe(),
+            device=self.logic.deviceKind(settings))
+        return problems
+
+    def onJobEvent(self, event) -> None:
+        kind = event.get("event")
+        job = self.logic.job
+        if kind in ("step", "epoch", "done") and job is not None:
+            progress = job.progress
+            self.ui.progressBar.maximum = max(1, progress.totalSteps)
+            self.ui.progressBar.value = progress.step
+            self.ui.progressLabel.text = progress.statusText()
+            if kind == "epoch" and self._plot is not None:
+                self._plot.update(progress)
+        elif kind in ("log", "error"):
+            self.addLog(event.get("message", ""))
+        elif kind == "state":
+            self.showState(ProcessingState(event["state"]))
+            slicer.app.processEvents()  # show the state at once, also during the synchronous export
+
+    def addLog(self, text: str) -> None:
+        self.ui.statusLog.appendPlainText(text)
+
+    # Cases
+
+    def addCase(self, volume, segmentation, role=None):
+        """Add a volume + segmentation pair (also called by HSAM Segment's "Add to training cases")."""
+        case = self.cases.add(volume, segmentation, role)
+        self.onCasesChanged()
+        return case
+
+    def onAddCaseButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Could not add the case."), waitCursor=True):
+            self.addCase(self._parameterNode.volume, self._parameterNode.segmentation)
+
+    def onAddFolderButton(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(self.parent, _("Folder of training cases"),
+                                                     str(self.logic.trainingCasesFolder))
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay(_("Could not load the cases."), waitCursor=True):
+            for volume, segmentation, split in loadCaseFiles(folder, slicer.mrmlScene):
+                self.cases.add(volume, segmentation, split or None)
+            self.onCasesChanged()
+
+    def selectedCaseRow(self) -> int:
+        return self.ui.casesTable.currentRow()
+
+    def onRemoveCaseButton(self) -> None:
+        row = self.selectedCaseRow()
+        if 0 <= row < len(self.cases):
+            self.cases.remove(row)
+            self.onCasesChanged()
+
+    def onMoveCase(self, offset: int) -> None:
+        row = self.selectedCaseRow()
+        if 0 <= row < len(self.cases):
+            row = self.cases.move(row, offset)
+            self.onCasesChanged()
+            self.ui.casesTable.selectRow(row)
+
+    def onRoleChanged(self, case, role: str) -> None:
+        case.role = role
+        self.updateGui()
+
+    def onCasesChanged(self) -> None:
+        table = self.ui.casesTable
+        table.setRowCount(len(self.cases))
+        for row, case in enumerate(self.cases):
+            table.setItem(row, 0, qt.QTableWidgetItem(case.name))
+            role = qt.QComboBox()
+            role.addItem(_("training"), TRAIN)
+            role.addItem(_("validation"), VALIDATION)
+            role.currentIndex = ROLES.index(case.role)
+            role.currentIndexChanged.connect(lambda index, case=case: self.onRoleChanged(case, ROLES[index]))
+            table.setCellWidget(row, 1, role)
+            summary = case.summary
+            table.setItem(row, 2, qt.QTableWidgetItem(f"{summary.labelledSlices} / {summary.slices}"))
+            table.setItem(row, 3, qt.QTableWidgetItem(", ".join(summary.organs)))
+        table.resizeColumnsToContents()
+        self.remap()
+
+    # Base model and label mapping
+
+    def refreshModels(self) -> None:
+        if self._modelListing is not None:
+            self._modelListing.kill()
+        self.ui.baseModelInfoLabel.text = _("Listing models...")
+        self._modelListing = self.logic.startModelListing()
+        self._modelsTimer.start()
+
+    def _pollModelListing(self) -> None:
+        listing = self._modelListing
+        if listing is None or listing.poll() is None:
+            return
+        self._modelsTimer.stop()
+        self._modelListing = None
+        events = listing.events()
+        if listing.returncode != 0:
+            self.ui.baseModelInfoLabel.text = _("Models could not be listed ({error}). Start fine-tuning installs "
+                                                "the missing packages.").format(error=listing.errorText())
+            return
+        self._models = modelsFromEvents(events)
+        self._bases = baseModels(self._models)
+        selector = self.ui.baseModelSelector
+        selector.blockSignals(True)
+        selector.clear()
+        for base in self._bases:
+            selector.addItem(base.id if base.isModel else base.title, base.id)
+        wanted = self._parameterNode.baseModel if self._parameterNode else ""
+        selector.currentIndex = max(0, selector.findData(wanted))
+        selector.blockSignals(False)
+        self.onBaseModelChanged()
+
+    def onBaseModelChanged(self, index=None) -> None:
+        base = self.currentBase()
+        if base is not None and self._parameterNode is not None and self._parameterNode.baseModel != base.id:
+            self._parameterNode.baseModel = base.id
+        if base is not None and self._parameterNode is not None and not self._parameterNode.outputName:
+            self._parameterNode.outputName = f"{base.id}-finetuned"
+        if base is None:
+            self.ui.baseModelInfoLabel.text = _("No model or base weights are available.")
+        elif base.isModel:
+            self.ui.baseModelInfoLabel.text = _("Fine-tunes {title}; its classes: {classes}.").format(
+                title=base.title, classes=", ".join(c["name"] for c in base.classes))
+        else:
+            self.ui.baseModelInfoLabel.text = _("A new model: its classes are the segments you map to new classes.")
+        self.remap()
+
+    def remap(self) -> None:
+        """Suggest targets for new segments, keeping the choices made so far."""
+        base = self.currentBase()
+        self.mapping = self.logic.suggestMapping(self.cases, base, self.mapping) if base is not None else None
+        self.updateMappingTable()
+        self.updateGui()
+
+    def updateMappingTable(self) -> None:
+        table = self.ui.mappingTable
+        rows = segmentRows(self.cases) if self.mapping is not None else []
+        table.setRowCount(len(rows))
+        for index, row in enumerate(rows):
+            table.setItem(index, 0, qt.QTableWidgetItem(row.name))
+            table.setItem(index, 1, qt.QTableWidgetItem(", ".join(row.cases)))
+            table.setCellWidget(index, 2, self.targetSelector(row))
+        table.resizeColumnsToContents()
+
+    def targetSelector(self, row):
+        selector = qt.QComboBox()
+        for c in self.mapping.classes:
+            selector.addItem(c["name"], c["name"])
+        if self.mapping.classValue(row.name) is None:
+            selector.addItem(_("new class '{name}'").format(name=row.name), NEW_CLASS)
+        selector.addItem(_("background (leave out)"), BACKGROUND)
+        target = self.mapping.targetOf(row.name)
+        if target is None:
+            selector.addItem(_("(choose a class)"), UNMAPPED)
+        selector.currentIndex = selector.findData(UNMAPPED if target is None else target)
+        selector.currentIndexChanged.connect(lambda index, row=row, s=selector: self.onTargetChanged(row, s))
+        return selector
+
+    def onTargetChanged(self, row, selector) -> None:
+        target = selector.itemData(selector.currentIndex)
+        if target == UNMAPPED:
+            return
+        if target == NEW_CLASS:
+            self.mapping.addNewClass(row)
+        else:
+            self.mapping.setTarget(row.name, target)
+        self.mapping.removeUnusedNewClasses()
+        qt.QTimer.singleShot(0, self.updateMappingTable)  # not while this selector's signal is being handled
+        self.updateGui()
+
+    def onDeviceChanged(self, device: str) -> None:
+        qt.QSettings().setValue(DEVICE_SETTING, device)
+        self.updateGui()
+
+    # Start / Cancel, Resume
+
+    def onApplyButton(self) -> None:
+        if self.logic.isRunning:  # the button is "Cancel" while a run is active
+            self.logic.cancel()
+            self.updateGui()
+            return
+        with slicer.util.tryWithErrorDisplay(_("Fine-tuning could not start."), waitCursor=True):
+            if not self.ensureRequirements():
+                return
+            self.cases.refreshSummaries()  # segmentations may have been edited since they were added
+            self.onCasesChanged()
+            name = self._parameterNode.outputName.strip()
+            if name and (self.logic.runsFolder / name).exists():
+                if not slicer.util.confirmOkCancelDisplay(
+                        _("A stopped run named '{name}' exists. Discard it and start again?").format(name=name)):
+                    return
+                self.logic.discardRun(name)
+            self.startRunDisplay(name)
+            self.logic.startTraining(list(self.cases), self.mapping, self.currentBase(), name,
+                                     self.currentSettings(), self.onJobEvent)
+            self._jobTimer.start()
+        self.updateGui()
+
+    def onResumeButton(self) -> None:
+        name = self.ui.resumeRunSelector.currentText
+        with slicer.util.tryWithErrorDisplay(_("The run could not be resumed."), waitCursor=True):
+            if not self.ensureRequirements():
+                return
+            self.startRunDisplay(name)
+            job = self.logic.resumeTraining(name, self.onJobEvent)
+            self._plot.update(job.progress)  # the curve of the epochs before the stop
+            self._jobTimer.start()
+        self.updateGui()
+
+    def onDiscardRunButton(self) -> None:
+        name = self.ui.resumeRunSelector.currentText
+        if name and slicer.util.confirmOkCancelDisplay(
+                _("Delete the stopped run '{name}' (its exported cases and checkpoint)?").format(name=name)):
+            self.logic.discardRun(name)
+            self.refreshStoppedRuns()
+
+    def refreshStoppedRuns(self) -> None:
+        self.ui.resumeRunSelector.clear()
+        self.ui.resumeRunSelector.addItems([run.outputName for run in self.logic.stoppedRuns()])
+        self.updateGui()
+
+    def startRunDisplay(self, name: str) -> None:
+        """A clean log, progress and plot for a run, shown at once."""
+        self.ui.statusLog.clear()
+        self.ui.progressLabel.text = ""
+        if self._plot is not None:
+            self._plot.remove()
+        self._plot = TrainingPlot(slicer.mrmlScene, _("HSAM training {name}").format(name=name))
+        if self._plotView is None or self._plotView.GetScene() is None:
+            self._plotView = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotViewNode", "HSAM training view")
+        self._plotView.SetPlotChartNodeID(self._plot.chart.GetID())
+        self.plotWidget.setMRMLPlotViewNode(self._plotView)
+        self.ui.progressCollapsibleButton.collapsed = False
+        self.showState(ProcessingState.STARTING)
+        slicer.app.processEvents()
+
+    def _pollJob(self) -> None:
+        job = self.logic.job
+        if job is not None and job.poll():
+            return
+        self._jobTimer.stop()
+        if job is None:
+            return
+        if job.state == ProcessingState.FAILED:
+            slicer.util.errorDisplay(_("Fine-tuning failed:") + "\n\n" + job.error)
+        elif job.cancelled:
+            self.addLog(_("Stopped; the last checkpoint is kept. Choose the run under 'Stopped run' and click "
+                          "Resume to continue."))
+        elif job.succeeded:
+            self.onTrainingFinished(job)
+        self.refreshStoppedRuns()
+
+    def onTrainingFinished(self, job) -> None:
+        modelId = job.run.outputName
+        self.logic.selectInSegmentModule(modelId)
+        self.refreshModels()  # the new model can be the base of the next run
+        message = _("Model '{model}' is registered in\n{path}\nand selected in HSAM Segment.").format(
+            model=modelId, path=job.modelPath)
+        slicer.util.infoDisplay(message + "\n\n" + "\n".join(comparisonLines(job.comparison or {})))
+
+    def ensureRequirements(self) -> bool:
+        """HSAM Segment's check: the engine is there and its packages are installed (after asking)."""
+        return slicer.modules.hsamsegment.widgetRepresentation().self().ensureRequirements()
+
+
+class HSAMTrainLogic(ScriptedLoadableModuleLogic, TrainLogic):
+    """Fine-tune with the hsam engine, with or without the GUI:
+
+        logic = HSAMTrainLogic()
+        cases = HSAMTrainLib.CaseList()
+        cases.add(volume1, segmentation1)
+        cases.add(volume2, segmentation2)  # the second case validates
+        base = next(b for b in logic.baseModels() if b.id == "hsam-abdomen-ct")
+        result = logic.train(cases, logic.suggestMapping(cases, base), base, "my-model", TrainingSettings())
+
+    The work is done by HSAMTrainLib.TrainLogic; this class adds the module's parameter node."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        TrainLogic.__init__(self)
+
+    def getParameterNode(self):
+        return HSAMTrainParameterNode(super().getParameterNode())
+
+    @staticmethod
+    def selectInSegmentModule(modelId: str) -> None:
+        """Make HSAM Segment use the model: its parameter node names it, and its model list is read again."""
+        HSAMSegment.HSAMSegmentLogic().getParameterNode().model = modelId
+        slicer.modules.hsamsegment.widgetRepresentation().self().refreshModels()
+
+
+class HSAMTrainTest(ScriptedLoadableModuleTest):
+    """Runs the module's whole flow on small generated CT-like volumes with a tiny random-weight base model (real
+    engine code, a minute or two on a CPU): the logic trains and registers a model that HSAM Segment uses, then
+    the widget starts a run, cancels it and resumes it to the end."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_HSAMTrain_flow()
+
+    def test_HSAMTrain_flow(self):
+        installRequirements(missingRequirements(), self.delayDisplay)
+        home = os.path.join(slicer.util.tempDirectory("HSAMTrainTest"), "home")
+        logic = HSAMTrainLogic()
+        logic.setModelsHome(home)
+        self.delayDisplay("Building a tiny base model")
+        HSAMSegment.buildTinyTestModel(logic.engine, os.path.join(home, "models", "hsam-test-tiny", "1"))
+        pairs = [self._case(f"HSAM train case {n}") for n in (1, 2)]
+        cases = CaseList()
+        for volume, segmentation in pairs:
+            cases.add(volume, segmentation)
+        base = next(b for b in logic.baseModels() if b.id == "hsam-test-tiny")
+        mapping = logic.suggestMapping(cases, base)
+        self.assertEqual(mapping.targetOf("liver"), "liver")
+
+        self.delayDisplay("Fine-tuning with the logic")
+        settings = TrainingSettings(epochs=2, sliceFraction=0.25, batchSize=2, validationSlices=4, device="cpu")
+        result = logic.train(cases, mapping, base, "hsam-test-finetuned", settings)
+        self.assertTrue(os.path.isfile(os.path.join(str(result.path), "model.json")))
+        self.assertIn("liver", result.comparison["organs"])
+        segmentLogic = HSAMSegment.HSAMSegmentLogic()
+        segmentLogic.setModelsHome(home)
+        segmentation = segmentLogic.process(pairs[0][0], None, model="hsam-test-finetuned", device="cpu")
+        self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 8)
+
+        self.delayDisplay("Start, cancel and resume with the module's buttons")
+        widget = slicer.modules.hsamtrain.widgetRepresentation().self()
+        widget.logic.setModelsHome(home)
+        widget.refreshModels()
+        while widget._modelListing is not None:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        widget.cases = CaseList()
+        for volume, segmentation in pairs:
+            widget.addCase(volume, segmentation)
+        widget.ui.baseModelSelector.currentIndex = widget.ui.baseModelSelector.findData("hsam-test-tiny")
+        widget.ui.deviceSelector.currentText = "cpu"
+        pn = widget._parameterNode
+        pn.outputName, pn.epochs, pn.sliceFraction, pn.batchSize, pn.freezeEncoder = \
+            "hsam-test-widget", 3, 0.25, 2, True
+        widget.ui.applyButton.click()
+        while widget.logic.isRunning and not widget.logic.job.progress.step:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        widget.ui.applyButton.click()  # Cancel
+        while widget.logic.isRunning:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        self.assertTrue(widget.logic.job.cancelled)
+        self.assertEqual(widget.ui.resumeRunSelector.currentText, "hsam-test-widget")
+        widget.ui.resumeButton.click()
+        while widget.logic.isRunning:
+            slicer.app.processEvents()
+            time.sleep(0.05)
+        self.assertTrue(widget.logic.job.succeeded, widget.logic.job.error)
+        self.assertEqual(widget._plot.table.GetTable().GetNumberOfRows(), 3)
+        self.assertEqual(HSAMSegment.HSAMSegmentLogic().getParameterNode().model, "hsam-test-widget")
+        widget.logic.setModelsHome(slicer.util.settingsValue(HSAMSegment.MODELS_FOLDER_SETTING, ""))
+        widget.refreshModels()
+        self.delayDisplay("Test passed")
+
+    def _case(self, name):
+        """A generated CT-like volume and its segmentation: "liver" and "aorta" segments from its blobs."""
+        import numpy as np
+
+        volume = HSAMSegment.abdomenLikeVolume(name)
+        voxels = slicer.util.arrayFromVolume(volume)
+        labels = np.select([voxels == 120, voxels == 250], [1, 2], 0).astype(np.uint8)
+        labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
+        labelmap.CopyOrientation(volume)
+        slicer.util.updateVolumeFromArray(labelmap, labels)
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", name + " segmentation")
+        slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, segmentation)
+        slicer.mrmlScene.RemoveNode(labelmap)
+        content = segmentation.GetSegmentation()
+        names = {1: "liver", 2: "aorta"}
+        for index in range(content.GetNumberOfSegments()):
+            segment = content.GetNthSegment(index)
+            segment.SetName(names[segment.GetLabelValue()])
+        return volume, segmentation

@@ -36,6 +36,7 @@ from HSAMSegmentLib.dependencies import packageInfo, reinstallRequirements
 from HSAMSegmentLib.engine import engineAvailable
 from HSAMSegmentLib.job import ACTIVE_STATES
 from HSAMSegmentLib.organ_tables import loadOrganTerminology
+from HSAMSegmentLib.training_cases import CASES_FOLDER
 
 DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#readme"
 DEVICE_SETTING = "HSAMSegment/device"
@@ -345,7 +346,7 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onAddTrainingCaseButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not add the training case."), waitCursor=True):
             volume, segmentation = self._parameterNode.inputVolume, self._parameterNode.outputSegmentation
-            folder = self.logic.modelsHome / "training_cases"
+            folder = self.logic.modelsHome / CASES_FOLDER
             case = addTrainingCase(volume, segmentation, folder)
             self.addLog(_("Saved training case {case}. Fine-tune with HSAM Train, or run "
                           "`hsam train --cases {manifest}`.").format(case=case, manifest=folder / "cases.json"))

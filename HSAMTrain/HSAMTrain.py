@@ -163,6 +163,10 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def enter(self) -> None:
         self.initializeParameterNode()
+        modelsFolder = slicer.util.settingsValue(HSAMSegment.MODELS_FOLDER_SETTING, "")
+        if str(self.logic.engine.modelsHome or "") != modelsFolder:  # changed in HSAM Segment's Advanced section
+            self.logic.setModelsHome(modelsFolder)
+            self.refreshModels()
         self.refreshStoppedRuns()
 
     def exit(self) -> None:
@@ -240,9 +244,10 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         """Show what would stop a run, and the time estimate; returns the problems."""
         base = self.currentBase()
         if self._parameterNode is None or self.mapping is None or base is None:
-            self.ui.problemsLabel.text = _("Add cases and choose a base model.")
+            missing = _("Add cases and choose a base model.")
+            self.ui.problemsLabel.text = missing
             self.ui.estimateLabel.text = ""
-            return ["incomplete"]
+            return [missing]
         problems = self.logic.problems(list(self.cases), self.mapping, self._parameterNode.outputName.strip(),
                                        self._models)
         self.ui.problemsLabel.text = "\n".join(problems)

@@ -12,6 +12,7 @@ from typing import Dict, List
 
 import slicer
 
+CASES_FOLDER = "training_cases"  # in the models folder
 MANIFEST = "cases.json"
 IMAGE_FILE = "image.nrrd"
 LABEL_FILE = "label.seg.nrrd"

@@ -69,7 +69,9 @@ class TrainingProgress:
 
     def statusText(self) -> str:
         if self.finished is not None:
-            return f"Finished: best epoch {self.bestEpoch}, validation Dice {self.finished.get('val_dice_mean')}"
+            dice = self.finished.get("val_dice_mean")
+            return f"Finished: best epoch {self.bestEpoch}" + (f", validation Dice {dice:.3f}" if dice is not None
+                                                                else "")
         parts = []
         if self.totalEpochs or self.epoch:
             parts.append(f"epoch {self.epoch}" + (f"/{self.totalEpochs}" if self.totalEpochs else ""))

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from HSAMSegmentLib import EngineLogic, ModelInfo, deviceChoices
+from HSAMSegmentLib.training_cases import CASES_FOLDER
 
 from .base_models import BaseModel, baseModels, findBaseModel
 from .cases import CaseList, TrainingCase
@@ -17,7 +18,6 @@ from .training_run import TrainingRun, listRuns
 from .training_settings import TrainingSettings
 
 RUNS_FOLDER = "training_runs"
-TRAINING_CASES_FOLDER = "training_cases"  # where HSAM Segment's "Add to training cases" saves cases
 
 
 @dataclass
@@ -40,7 +40,7 @@ class TrainLogic(EngineLogic):
 
     @property
     def trainingCasesFolder(self) -> Path:
-        return self.modelsHome / TRAINING_CASES_FOLDER
+        return self.modelsHome / CASES_FOLDER  # where HSAM Segment's "Add to training cases" saves cases
 
     def baseModels(self) -> List[BaseModel]:
         return baseModels(self.listModels())
@@ -68,11 +68,7 @@ class TrainLogic(EngineLogic):
                  models: Optional[Sequence[ModelInfo]] = None) -> List[str]:
         """Everything that would stop the run; ``models``: the registry (listed when not given)."""
         models = self.listModels() if models is None else models
-        found = inputProblems(cases, mapping, outputName, [m.id for m in models])
-        if outputName and (self.runsFolder / outputName).exists():
-            found.append(f"A stopped run named {outputName!r} exists: resume it, discard it, or choose another "
-                         "output model name.")
-        return found
+        return inputProblems(cases, mapping, outputName, [m.id for m in models])
 
     def startTraining(self, cases: Union[CaseList, Sequence[TrainingCase]], labelMapping: LabelMapping,
                       baseModel: Union[str, BaseModel], outputName: str, settings: Optional[TrainingSettings] = None,
@@ -88,6 +84,9 @@ class TrainLogic(EngineLogic):
         found = self.problems(cases, labelMapping, outputName, models)
         if found:
             raise ValueError("\n".join(found))
+        if (self.runsFolder / outputName).exists():
+            raise ValueError(f"A stopped run named {outputName!r} exists: resume it, discard it (discardRun), or "
+                             "choose another output model name.")
         run = TrainingRun(self.runsFolder / outputName, outputName, base.engineBase, base.isModel, base.backbone,
                           base.engineOptions(), settings, labelMapping, [TrainingRun.caseRecord(c) for c in cases],
                           self.deviceKind(settings), self.estimate(cases, settings, base, calibrated=False).seconds)

@@ -68,21 +68,21 @@ class TrainingRun:
     def needsGrownBase(self) -> bool:
         return self.baseIsModel and bool(self.mapping.newClasses)
 
-    def trainingStatus(self) -> Optional[str]:
-        """The status the engine wrote in the output model's card (running, stopped, complete, ...)."""
+    def _training(self) -> Dict[str, Any]:
+        """The "training" part of the card the engine writes into the output model (empty before the first)."""
         try:
             card = json.loads((self.modelDir / "model.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return None
-        return (card.get("training") or {}).get("status")
+            return {}
+        return card.get("training") or {}
+
+    def trainingStatus(self) -> Optional[str]:
+        """running, stopped, complete, early-stopped, or None before the first epoch ended."""
+        return self._training().get("status")
 
     def history(self) -> List[Dict[str, Any]]:
         """The per-epoch records the engine saved so far (to redraw the curve of a resumed run)."""
-        try:
-            card = json.loads((self.modelDir / "model.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
-        return list((card.get("training") or {}).get("history") or [])
+        return list(self._training().get("history") or [])
 
     @property
     def resumable(self) -> bool:

@@ -44,3 +44,33 @@ def test_sigterm_saves_and_exits_with_the_stop_code(data_dir, tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 1 and "was written with other settings" in resumed.stderr
     assert json.loads(resumed.stdout.splitlines()[-1])["event"] == "error"
+
+
+def test_sigterm_while_caching_embeddings(data_dir, tmp_path):
+    """With --freeze-encoder the first phase encodes every slice (minutes on a CPU): it reports progress and a
+    stop request is honoured there too, and --resume then completes the run."""
+    out = tmp_path / "model"
+    command = [sys.executable, "-m", "hsam", "train", "--base", "litemedsam_tiny", "--out", str(out),
+               "--label-map", str(BTCV_LABEL_MAP), "--slice-fraction", "0.05", "--batch-size", "2",
+               "--val-slices", "2", "--freeze-encoder", "--epochs", "1", "--progress", "jsonl"]
+    for image, label in btcv_pairs(data_dir):
+        command += ["--case", image, label]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = []
+    try:
+        for line in proc.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == "progress":
+                assert events[-1]["stage"] == "caching embeddings" and events[-1]["total"] > events[-1]["done"]
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    events += [json.loads(line) for line in rest.splitlines()]
+    assert proc.returncode == EXIT_CANCELLED, err
+    assert events[-1]["event"] == "stopped" and events[-1]["step"] == 0
+    assert not any(e["event"] == "step" for e in events)
+    resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout.splitlines()[-1])["event"] == "done"

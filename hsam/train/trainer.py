@@ -144,11 +144,22 @@ class Trainer:
         views = s.cached_views if self.augment is not None else 1
         self.progress.log(f"--freeze-encoder: computing {len(self.data.train_slices) * views} training and "
                           f"{sum(len(v) for v in self.data.val_slices)} validation embeddings once")
+        total = len(self.data.train_slices) * views + sum(len(v) for v in self.data.val_slices)
+        done = [0]
+
+        def on_batch(n: int) -> None:
+            # Encoding is the longest phase on a CPU: report it, and honour a stop request here too (in a
+            # single process; several processes agree on stopping at the first step boundary instead).
+            done[0] += n
+            self.progress.event("progress", stage="caching embeddings", done=done[0], total=total)
+            if self.stop.requested and not self.world.distributed:
+                self._stop(self._global_step())
+
         self.train_cache = encode_slices(self.model, self.data.train_slices, self.size, views, s.seed,
-                                         self.augment, s.batch_size, self.device)
+                                         self.augment, s.batch_size, self.device, on_batch)
         if self.world.is_main:
-            self.val_cache = [encode_slices(self.model, v, self.size, 1, s.seed, None, s.batch_size, self.device)
-                              for v in self.data.val_slices]
+            self.val_cache = [encode_slices(self.model, v, self.size, 1, s.seed, None, s.batch_size, self.device,
+                                            on_batch) for v in self.data.val_slices]
         self.progress.log(f"embeddings cached in {time.perf_counter() - started:.0f} s")
 
     # ------------------------------------------------------------------ loop

@@ -7,7 +7,6 @@ import time
 
 import qt
 import slicer
-import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
@@ -16,9 +15,7 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 from HSAMSegmentLib import (
     ProcessingState,
@@ -29,19 +26,18 @@ from HSAMSegmentLib import (
     findModel,
     installRequirements,
     missingRequirements,
-    modelsFromEvents,
     segmentationModels,
 )
 from HSAMSegmentLib.dependencies import packageInfo, reinstallRequirements
 from HSAMSegmentLib.engine import engineAvailable
 from HSAMSegmentLib.job import ACTIVE_STATES
+from HSAMSegmentLib.module_widget import EngineModuleWidget
 from HSAMSegmentLib.organ_tables import loadOrganTerminology
 from HSAMSegmentLib.training_cases import CASES_FOLDER
 
 DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#readme"
 DEVICE_SETTING = "HSAMSegment/device"
 MODELS_FOLDER_SETTING = "HSAMSegment/modelsFolder"
-POLL_INTERVAL_MS = 200
 
 
 class HSAMSegment(ScriptedLoadableModule):
@@ -78,36 +74,16 @@ class HSAMSegmentParameterNode:
     postprocess: bool = True
 
 
-class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
-    def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
-        self._models = []
-        self._modelListing = None
-        self._jobTimer = qt.QTimer()
-        self._jobTimer.setInterval(POLL_INTERVAL_MS)
-        self._jobTimer.timeout.connect(self._pollJob)
-        self._modelsTimer = qt.QTimer()
-        self._modelsTimer.setInterval(POLL_INTERVAL_MS)
-        self._modelsTimer.timeout.connect(self._pollModelListing)
+class HSAMSegmentWidget(EngineModuleWidget):
+    """Parameter node wiring, job and model list polling and Cancel come from EngineModuleWidget (shared with HSAM
+    Train)."""
 
     def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HSAMSegment.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
+        self.setupUi("UI/HSAMSegment.ui")
         self.logic = HSAMSegmentLogic()
         modelsFolder = slicer.util.settingsValue(MODELS_FOLDER_SETTING, "")
         self.logic.setModelsHome(modelsFolder)
         self.ui.modelsFolderSelector.currentPath = modelsFolder
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
 
         self.ui.deviceSelector.addItems(deviceChoices())
         self.ui.deviceSelector.currentText = slicer.util.settingsValue(DEVICE_SETTING, "auto")
@@ -130,24 +106,8 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
         self.refreshModels()
 
-    def cleanup(self) -> None:
-        self.removeObservers()
-        self._jobTimer.stop()
-        self._modelsTimer.stop()
-        if self.logic is not None and self.logic.isRunning:
-            self.logic.cancel()
-            self.logic.job.wait()  # at most the cancel grace period; the job then removes its temporary files
-        if self._modelListing is not None:
-            self._modelListing.kill()
-
     def enter(self) -> None:
         self.initializeParameterNode()
-
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
@@ -163,21 +123,7 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             if firstVolume:
                 self._parameterNode.inputVolume = firstVolume
 
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
-        self.updateGui()
-
     # Processing state -> GUI
-
-    def updateGui(self, caller=None, event=None) -> None:
-        job = self.logic.job if self.logic else None
-        self.showState(job.state if job else ProcessingState.IDLE)
 
     def showState(self, state) -> None:
         busy = state in ACTIVE_STATES
@@ -200,16 +146,12 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.addTrainingCaseButton.enabled = not busy and hasResult
 
     def onJobEvent(self, event) -> None:
-        kind = event.get("event")
-        if kind == "progress":
+        if event.get("event") == "progress":
             self.ui.progressBar.maximum = max(1, int(event.get("total") or 1))
             self.ui.progressBar.value = int(event.get("done") or 0)
             self.ui.progressBar.format = "{} %v / %m".format(event.get("stage") or "")
-        elif kind in ("log", "error"):
-            self.addLog(event.get("message", ""))
-        elif kind == "state":
-            self.showState(ProcessingState(event["state"]))
-            slicer.app.processEvents()  # show the state at once, also during the synchronous import
+        else:
+            self.showJobEvent(event)
 
     def addLog(self, text: str) -> None:
         self.ui.statusLog.appendPlainText(text)
@@ -217,9 +159,7 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # Segment organs / Cancel
 
     def onApplyButton(self) -> None:
-        if self.logic.isRunning:  # the button is "Cancel" while a job runs: never start a second one
-            self.logic.cancel()
-            self.updateGui()
+        if self.cancelRunningJob():
             return
         with slicer.util.tryWithErrorDisplay(_("Segmentation could not start."), waitCursor=True):
             if not self.ensureRequirements():
@@ -247,10 +187,7 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.updateGui()
 
     def _pollJob(self) -> None:
-        job = self.logic.job
-        if job is not None and job.poll():
-            return
-        self._jobTimer.stop()
+        job = self.endedJob()
         if job is None:
             return
         if job.state == ProcessingState.FAILED:
@@ -281,25 +218,14 @@ class HSAMSegmentWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # Models
 
-    def refreshModels(self) -> None:
-        if self._modelListing is not None:
-            self._modelListing.kill()
-        self.ui.modelInfoLabel.text = _("Listing models...")
-        self._modelListing = self.logic.startModelListing()
-        self._modelsTimer.start()
+    def showModelInfo(self, text: str) -> None:
+        self.ui.modelInfoLabel.text = text
 
-    def _pollModelListing(self) -> None:
-        listing = self._modelListing
-        if listing is None or listing.poll() is None:
-            return
-        self._modelsTimer.stop()
-        self._modelListing = None
-        events = listing.events()
-        if listing.returncode != 0:
-            self.ui.modelInfoLabel.text = _("Models could not be listed ({error}). Segment organs installs the "
-                                            "missing packages.").format(error=listing.errorText())
-            return
-        self._models = modelsFromEvents(events)
+    def onModelsNotListed(self, error: str) -> None:
+        self.showModelInfo(_("Models could not be listed ({error}). Segment organs installs the missing "
+                             "packages.").format(error=error))
+
+    def onModelsListed(self) -> None:
         self.ui.modelSelector.blockSignals(True)
         self.ui.modelSelector.clear()
         for model in segmentationModels(self._models):

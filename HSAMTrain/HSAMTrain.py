@@ -16,13 +16,12 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
     ScriptedLoadableModuleTest,
-    ScriptedLoadableModuleWidget,
 )
-from slicer.util import VTKObservationMixin
 
 import HSAMSegment
-from HSAMSegmentLib import ProcessingState, deviceChoices, installRequirements, missingRequirements, modelsFromEvents
+from HSAMSegmentLib import ProcessingState, deviceChoices, installRequirements, missingRequirements
 from HSAMSegmentLib.job import ACTIVE_STATES
+from HSAMSegmentLib.module_widget import EngineModuleWidget
 from HSAMTrainLib import (
     BACKGROUND,
     ROLES,
@@ -41,7 +40,6 @@ from HSAMTrainLib.comparison import comparisonLines
 
 DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#3d-slicer-hsam-train"
 DEVICE_SETTING = "HSAMTrain/device"
-POLL_INTERVAL_MS = 200
 NEW_CLASS = "\x00new class"  # item data of "new class" in the mapping table (never a class name)
 UNMAPPED = ""
 
@@ -80,39 +78,22 @@ class HSAMTrainParameterNode:
     freezeEncoder: bool = TrainingSettings.freezeEncoder
 
 
-class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+class HSAMTrainWidget(EngineModuleWidget):
+    """Parameter node wiring, job and model list polling, Cancel and stopping a run when Slicer closes come from
+    EngineModuleWidget (shared with HSAM Segment)."""
+
     def __init__(self, parent=None) -> None:
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-        self.logic = None
-        self._parameterNode = None
-        self._parameterNodeGuiTag = None
+        EngineModuleWidget.__init__(self, parent)
         self.cases = CaseList()
         self.mapping = None
-        self._models = []
         self._bases = []
-        self._modelListing = None
         self._plot = None
         self._plotView = None
-        self._jobTimer = qt.QTimer()
-        self._jobTimer.setInterval(POLL_INTERVAL_MS)
-        self._jobTimer.timeout.connect(self._pollJob)
-        self._modelsTimer = qt.QTimer()
-        self._modelsTimer.setInterval(POLL_INTERVAL_MS)
-        self._modelsTimer.timeout.connect(self._pollModelListing)
 
     def setup(self) -> None:
-        ScriptedLoadableModuleWidget.setup(self)
-        uiWidget = slicer.util.loadUI(self.resourcePath("UI/HSAMTrain.ui"))
-        self.layout.addWidget(uiWidget)
-        self.ui = slicer.util.childWidgetVariables(uiWidget)
-        uiWidget.setMRMLScene(slicer.mrmlScene)
-
+        self.setupUi("UI/HSAMTrain.ui")
         self.logic = HSAMTrainLogic()
         self.logic.setModelsHome(slicer.util.settingsValue(HSAMSegment.MODELS_FOLDER_SETTING, ""))
-
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
-        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAboutToBeRemovedEvent, self.onNodeRemoved)
 
         for name, widget in self.settingWidgets().items():  # one source for the explanations: TOOLTIPS
@@ -147,20 +128,6 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 "batchSize": self.ui.batchSizeSpinBox, "device": self.ui.deviceSelector,
                 "freezeEncoder": self.ui.freezeEncoderCheckBox}
 
-    def cleanup(self) -> None:
-        """Slicer closes (or the module reloads): stop a run cleanly, so that it can be resumed."""
-        self.removeObservers()
-        self._modelsTimer.stop()
-        self.stopRunAndWait()
-        if self._modelListing is not None:
-            self._modelListing.kill()
-
-    def stopRunAndWait(self) -> None:
-        self._jobTimer.stop()
-        if self.logic is not None and self.logic.isRunning:
-            self.logic.cancel()
-            self.logic.job.wait()  # the engine saves a checkpoint first (at most the cancel grace period)
-
     def enter(self) -> None:
         self.initializeParameterNode()
         modelsFolder = slicer.util.settingsValue(HSAMSegment.MODELS_FOLDER_SETTING, "")
@@ -169,14 +136,8 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.refreshModels()
         self.refreshStoppedRuns()
 
-    def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
-
     def onSceneStartClose(self, caller, event) -> None:
-        self.stopRunAndWait()
+        self.stopJobAndWait()
         self.setParameterNode(None)
         self.cases = CaseList()  # their nodes go with the scene
         self._plot = None
@@ -196,16 +157,6 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
 
-    def setParameterNode(self, inputParameterNode) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
-        self._parameterNode = inputParameterNode
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateGui)
-        self.updateGui()
-
     def currentSettings(self) -> TrainingSettings:
         pn = self._parameterNode
         return TrainingSettings(epochs=pn.epochs, sliceFraction=pn.sliceFraction, learningRate=pn.learningRate,
@@ -217,10 +168,6 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         return next((b for b in self._bases if b.id == baseId), None)
 
     # Processing state -> GUI
-
-    def updateGui(self, caller=None, event=None) -> None:
-        job = self.logic.job if self.logic else None
-        self.showState(job.state if job else ProcessingState.IDLE)
 
     def showState(self, state) -> None:
         busy = state in ACTIVE_STATES
@@ -267,11 +214,8 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.ui.progressLabel.text = progress.statusText()
             if kind == "epoch" and self._plot is not None:
                 self._plot.update(progress)
-        elif kind in ("log", "error"):
-            self.addLog(event.get("message", ""))
-        elif kind == "state":
-            self.showState(ProcessingState(event["state"]))
-            slicer.app.processEvents()  # show the state at once, also during the synchronous export
+        else:
+            self.showJobEvent(event)
 
     def addLog(self, text: str) -> None:
         self.ui.statusLog.appendPlainText(text)
@@ -337,25 +281,14 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # Base model and label mapping
 
-    def refreshModels(self) -> None:
-        if self._modelListing is not None:
-            self._modelListing.kill()
-        self.ui.baseModelInfoLabel.text = _("Listing models...")
-        self._modelListing = self.logic.startModelListing()
-        self._modelsTimer.start()
+    def showModelInfo(self, text: str) -> None:
+        self.ui.baseModelInfoLabel.text = text
 
-    def _pollModelListing(self) -> None:
-        listing = self._modelListing
-        if listing is None or listing.poll() is None:
-            return
-        self._modelsTimer.stop()
-        self._modelListing = None
-        events = listing.events()
-        if listing.returncode != 0:
-            self.ui.baseModelInfoLabel.text = _("Models could not be listed ({error}). Start fine-tuning installs "
-                                                "the missing packages.").format(error=listing.errorText())
-            return
-        self._models = modelsFromEvents(events)
+    def onModelsNotListed(self, error: str) -> None:
+        self.showModelInfo(_("Models could not be listed ({error}). Start fine-tuning installs the missing "
+                             "packages.").format(error=error))
+
+    def onModelsListed(self) -> None:
         self._bases = baseModels(self._models)
         selector = self.ui.baseModelSelector
         selector.blockSignals(True)
@@ -432,9 +365,7 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     # Start / Cancel, Resume
 
     def onApplyButton(self) -> None:
-        if self.logic.isRunning:  # the button is "Cancel" while a run is active
-            self.logic.cancel()
-            self.updateGui()
+        if self.cancelRunningJob():
             return
         with slicer.util.tryWithErrorDisplay(_("Fine-tuning could not start."), waitCursor=True):
             if not self.ensureRequirements():
@@ -492,10 +423,7 @@ class HSAMTrainWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         slicer.app.processEvents()
 
     def _pollJob(self) -> None:
-        job = self.logic.job
-        if job is not None and job.poll():
-            return
-        self._jobTimer.stop()
+        job = self.endedJob()
         if job is None:
             return
         if job.state == ProcessingState.FAILED:

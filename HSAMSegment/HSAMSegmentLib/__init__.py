@@ -1,4 +1,7 @@
-"""GUI-free parts of the HSAM Segment module: they run in Slicer and, for tests and scripts, with slicer-core."""
+"""GUI-free parts of the HSAM Segment module: they run in Slicer and, for tests and scripts, with slicer-core.
+
+module_widget, the widget code that HSAM Segment and HSAM Train share, needs Slicer's GUI: it is not imported
+here."""
 from .dependencies import InstallError, installRequirements, missingRequirements
 from .devices import deviceChoices
 from .engine import Engine

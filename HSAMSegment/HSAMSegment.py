@@ -383,23 +383,26 @@ class HSAMSegmentTest(ScriptedLoadableModuleTest):
         widget = slicer.modules.hsamsegment.widgetRepresentation().self()
         widget.logic.setModelsHome(home)
         widget.refreshModels()
-        while widget._modelListing is not None:
-            slicer.app.processEvents()
-            time.sleep(0.05)
+        processEventsWhile(lambda: widget._modelListing is not None)
         widget.ui.modelSelector.currentIndex = widget.ui.modelSelector.findData("hsam-test-tiny")
         widget.ui.deviceSelector.currentText = "cpu"
         widget._parameterNode.inputVolume = volume
         widget._parameterNode.outputSegmentation = None
         widget.ui.applyButton.click()
-        while widget.logic.isRunning:
-            slicer.app.processEvents()
-            time.sleep(0.05)
+        processEventsWhile(lambda: widget.logic.isRunning)
         result = widget._parameterNode.outputSegmentation
         self.assertIsNotNone(result)
         self.assertEqual(result.GetSegmentation().GetNumberOfSegments(), 8)
         widget.logic.setModelsHome(slicer.util.settingsValue(MODELS_FOLDER_SETTING, ""))
         widget.refreshModels()
         self.delayDisplay("Test passed")
+
+
+def processEventsWhile(condition) -> None:
+    """For self-tests: let the GUI and its poll timers run while condition() is true."""
+    while condition():
+        slicer.app.processEvents()
+        time.sleep(0.05)
 
 
 def buildTinyTestModel(engine, modelDir, modelId="hsam-test-tiny"):

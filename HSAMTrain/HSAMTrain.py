@@ -3,7 +3,6 @@
 The widget only wires the GUI to the logic; everything that does work lives in HSAMTrainLib (GUI-free, so it runs
 in scripts and in tests without the Slicer application), which builds on HSAM Segment's HSAMSegmentLib."""
 import os
-import time
 
 import qt
 import slicer
@@ -515,9 +514,7 @@ class HSAMTrainTest(ScriptedLoadableModuleTest):
         widget = slicer.modules.hsamtrain.widgetRepresentation().self()
         widget.logic.setModelsHome(home)
         widget.refreshModels()
-        while widget._modelListing is not None:
-            slicer.app.processEvents()
-            time.sleep(0.05)
+        HSAMSegment.processEventsWhile(lambda: widget._modelListing is not None)
         widget.cases = CaseList()
         for volume, segmentation in pairs:
             widget.addCase(volume, segmentation)
@@ -527,19 +524,13 @@ class HSAMTrainTest(ScriptedLoadableModuleTest):
         pn.outputName, pn.epochs, pn.sliceFraction, pn.batchSize, pn.freezeEncoder = \
             "hsam-test-widget", 3, 0.25, 2, True
         widget.ui.applyButton.click()
-        while widget.logic.isRunning and not widget.logic.job.progress.step:
-            slicer.app.processEvents()
-            time.sleep(0.05)
+        HSAMSegment.processEventsWhile(lambda: widget.logic.isRunning and not widget.logic.job.progress.step)
         widget.ui.applyButton.click()  # Cancel
-        while widget.logic.isRunning:
-            slicer.app.processEvents()
-            time.sleep(0.05)
+        HSAMSegment.processEventsWhile(lambda: widget.logic.isRunning)
         self.assertTrue(widget.logic.job.cancelled)
         self.assertEqual(widget.ui.resumeRunSelector.currentText, "hsam-test-widget")
         widget.ui.resumeButton.click()
-        while widget.logic.isRunning:
-            slicer.app.processEvents()
-            time.sleep(0.05)
+        HSAMSegment.processEventsWhile(lambda: widget.logic.isRunning)
         self.assertTrue(widget.logic.job.succeeded, widget.logic.job.error)
         self.assertEqual(widget._plot.table.GetTable().GetNumberOfRows(), 3)
         self.assertEqual(HSAMSegment.HSAMSegmentLogic().getParameterNode().model, "hsam-test-widget")

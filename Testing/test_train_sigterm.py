@@ -13,6 +13,22 @@ from hsam.progress import EXIT_CANCELLED
 from hsam.train.checkpoint import load_state, state_path
 
 
+def _stop_at_first(command, event_name):
+    """Run ``command``, send SIGTERM at its first ``event_name`` event; returns (events, return code, stderr)."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    events = []
+    try:
+        for line in proc.stdout:
+            events.append(json.loads(line))
+            if events[-1]["event"] == event_name:
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return events + [json.loads(line) for line in rest.splitlines()], proc.returncode, err
+
+
 def test_sigterm_saves_and_exits_with_the_stop_code(data_dir, tmp_path):
     out = tmp_path / "model"
     command = [sys.executable, "-m", "hsam", "train", "--base", "litemedsam_tiny", "--out", str(out),
@@ -20,19 +36,8 @@ def test_sigterm_saves_and_exits_with_the_stop_code(data_dir, tmp_path):
                "--val-slices", "2", "--lora-rank", "2", "--progress", "jsonl"]
     for image, label in btcv_pairs(data_dir):
         command += ["--case", image, label]
-    proc = subprocess.Popen(command + ["--epochs", "50"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    events = []
-    try:
-        for line in proc.stdout:
-            events.append(json.loads(line))
-            if events[-1]["event"] == "step":
-                proc.send_signal(signal.SIGTERM)
-                break
-        rest, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    events += [json.loads(line) for line in rest.splitlines()]
-    assert proc.returncode == EXIT_CANCELLED, err
+    events, returncode, err = _stop_at_first(command + ["--epochs", "50"], "step")
+    assert returncode == EXIT_CANCELLED, err
     assert "continue with --resume" in err
     names = [e["event"] for e in events]
     assert names[-2:] == ["checkpoint", "stopped"]
@@ -55,20 +60,10 @@ def test_sigterm_while_caching_embeddings(data_dir, tmp_path):
                "--val-slices", "2", "--freeze-encoder", "--epochs", "1", "--progress", "jsonl"]
     for image, label in btcv_pairs(data_dir):
         command += ["--case", image, label]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    events = []
-    try:
-        for line in proc.stdout:
-            events.append(json.loads(line))
-            if events[-1]["event"] == "progress":
-                assert events[-1]["stage"] == "caching embeddings" and events[-1]["total"] > events[-1]["done"]
-                proc.send_signal(signal.SIGTERM)
-                break
-        rest, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
-    events += [json.loads(line) for line in rest.splitlines()]
-    assert proc.returncode == EXIT_CANCELLED, err
+    events, returncode, err = _stop_at_first(command, "progress")
+    first = next(e for e in events if e["event"] == "progress")
+    assert first["stage"] == "caching embeddings" and first["total"] > first["done"]
+    assert returncode == EXIT_CANCELLED, err
     assert events[-1]["event"] == "stopped" and events[-1]["step"] == 0
     assert not any(e["event"] == "step" for e in events)
     resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)

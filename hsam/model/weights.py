@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import zipfile
 from pathlib import Path
-from typing import Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -30,19 +30,38 @@ def verify_sha256(path: PathLike, expected: Optional[str]) -> None:
                               "a different version: delete it and download it again")
 
 
+class UnreadableFile(Exception):
+    """A file torch cannot read (truncated, corrupt, not a checkpoint)."""
+
+
+class RefusedFile(Exception):
+    """A file ``weights_only`` loading refuses (it holds more than tensors and plain containers)."""
+
+
+def torch_load_plain(path: Path) -> Any:
+    """``torch.load(weights_only=True)``; raises ``UnreadableFile`` (truncated/corrupt) or ``RefusedFile``
+    (anything but plain tensors and containers, e.g. a pickle that would run code), each with a short reason."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UnreadableFile(reason) from None
+    except Exception as exc:  # pickle errors from weights_only
+        raise RefusedFile(type(exc).__name__) from None
+
+
 def load_torch_state(path: PathLike) -> Dict[str, torch.Tensor]:
     """``torch.load(weights_only=True)`` of a checkpoint, unwrapping {'model': ...} / {'state_dict': ...}."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: file not found")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {reason}") from None
-    except Exception as exc:  # pickle errors from weights_only, e.g. a file that would execute code
-        raise CheckpointError(f"{path}: refused to load ({type(exc).__name__}); only plain tensor checkpoints "
-                              "are accepted") from None
+        obj = torch_load_plain(path)
+    except UnreadableFile as exc:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {exc}") from None
+    except RefusedFile as exc:
+        raise CheckpointError(f"{path}: refused to load ({exc}); only plain tensor checkpoints are accepted") \
+            from None
     for key in ("model", "state_dict"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]

@@ -8,13 +8,13 @@ numbers only, never code.
 """
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any, Dict
 
 import torch
 
 from ..atomic import write_atomic
+from ..model.weights import RefusedFile, UnreadableFile, torch_load_plain
 from .errors import TrainingError
 
 STATE_FORMAT = "hsam-train-state/1"
@@ -36,13 +36,12 @@ def load_state(path: Path) -> Dict[str, Any]:
     if not path.is_file():
         raise TrainingError(f"nothing to resume: {path} does not exist (start without --resume)")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise TrainingError(f"{path}: the training checkpoint is damaged and cannot be resumed ({reason[:200]}); "
+        state = torch_load_plain(path)
+    except UnreadableFile as exc:
+        raise TrainingError(f"{path}: the training checkpoint is damaged and cannot be resumed ({exc}); "
                             "delete it to start over, or restore a copy") from None
-    except Exception as exc:  # weights_only refuses anything that is not plain data
-        raise TrainingError(f"{path}: refused to load the training checkpoint ({type(exc).__name__}); it is not "
+    except RefusedFile as exc:
+        raise TrainingError(f"{path}: refused to load the training checkpoint ({exc}); it is not "
                             "a file written by hsam train") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or \
             any(key not in state for key in _REQUIRED):

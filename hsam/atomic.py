@@ -17,6 +17,10 @@ def write_atomic(path: Union[str, Path], writer: Callable[[str], None], suffix: 
     os.close(fd)
     try:
         writer(tmp)
+        # mkstemp creates the file readable by its owner only; give it the mode a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Reproduces the default model hsam-abdomen-ct and its held-out report (run from the repository root, with
+# ../shared/data beside it). CPU, about 45 minutes on 2 cores.
+set -euo pipefail
+OUT=${OUT:-/tmp/default_model/hsam-abdomen-ct}
+DATA=../shared/data/btcv_synapse/256
+hsam train --cases benchmarks/default_model/manifest.json --base litemedsam --out "$OUT" --id hsam-abdomen-ct \
+    --freeze-encoder --slice-fraction 0.15 --cached-views 2 --epochs 24 --batch-size 8 --lr 0.002 --val-slices 24
+python benchmarks/default_model/bundle.py "$OUT"
+hsam evaluate hsam-abdomen-ct --images $DATA/case0026_ct.nii.gz $DATA/case0027_ct.nii.gz \
+    --labels $DATA/case0026_label.nii.gz $DATA/case0027_label.nii.gz \
+    --label-map docs/examples/btcv_synapse_labels.json --out benchmarks/default_model/heldout
+python benchmarks/default_model/bundle.py --metrics benchmarks/default_model/heldout/metrics.csv

@@ -169,3 +169,20 @@ def test_dicom_series_gives_output_on_its_grid(tiny_model, data_dir, tmp_path):
     folder = data_dir / "totalsegmentator_tests" / "example_ct_dicom"
     _segment(folder, "-o", tmp_path / "dicom.nii.gz", "--model", tiny_model, "--batch-size", "10")
     assert _same_grid(sitk.ReadImage(str(tmp_path / "dicom.nii.gz")), read_image(folder))
+
+
+def test_default_model_is_bundled_and_works_offline(data_dir, tmp_path):
+    """No --model: the bundled hsam-abdomen-ct, from an empty model cache, with no network (HTTP(S) proxies set to
+    a closed local port, so any download attempt would fail)."""
+    ct = data_dir / "btcv_synapse" / "256" / "case0026_ct.nii.gz"
+    small = tmp_path / "ct.nrrd"
+    image = sitk.ReadImage(str(ct))
+    sitk.WriteImage(image[:, :, 40:56], str(small))  # 16 slices through the kidneys and liver
+    env = dict(os.environ, HSAM_HOME=str(tmp_path / "home"), HTTP_PROXY="http://127.0.0.1:9",
+               HTTPS_PROXY="http://127.0.0.1:9")
+    result = subprocess.run([sys.executable, "-m", "hsam", "segment", str(small), "-o", str(tmp_path / "out.nii.gz"),
+                             "--device", "cpu"], capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out.nii.gz")))
+    found = set(np.unique(labels).tolist())
+    assert {2, 3, 5} <= found, found  # right kidney, left kidney, liver are in these slices

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         device = choose_device(args.device, lambda m: print(m, file=sys.stderr))
         model = load_model(args.target, device=device)
         names = {s["value"]: s["name"] for s in model.card["labels"]}
-        predictor = SlicePredictor(model, device, args.batch_size)
+        predictor = SlicePredictor(model, device, args.batch_size, embedding_store=args.embedding_store)
         predictions = (segment_image(predictor, read_image(p), postprocess=not args.no_postprocess,
                                      source=str(p))[0] for p in images)
         cases = case_names(images)
@@ -111,4 +111,7 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-postprocess", action="store_true")
+    p.add_argument("--embedding-store", metavar="DIR", help="keep the encoder's image embeddings in DIR and reuse "
+                   "them: models that share a frozen encoder (e.g. trained with --freeze-encoder on one base) then "
+                   "encode each image once")
     p.set_defaults(func=run)

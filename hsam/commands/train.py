@@ -19,8 +19,10 @@ def settings_from_args(args: argparse.Namespace):
         intensity_jitter=args.intensity_jitter, epochs=args.epochs, batch_size=args.batch_size,
         accumulate=args.accumulate, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         dice_weight=args.dice_weight, stage_weights=args.stage_weights, early_stop=args.early_stop,
-        freeze_encoder=args.freeze_encoder, cached_views=args.cached_views, seed=args.seed, device=args.device,
-        amp=not args.no_amp, progress=args.progress, resume=args.resume, no_validation=args.no_validation)
+        freeze_encoder=args.freeze_encoder, cached_views=args.cached_views, embedding_store=args.embedding_store,
+        stage2=not args.stage1_only, cmattn=not args.no_cmattn, mask_attention=not args.no_mask_attention,
+        pixel_decoder=not args.no_pixel_decoder, seed=args.seed, device=args.device, precision=args.precision,
+        progress=args.progress, resume=args.resume, no_validation=args.no_validation)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,6 +73,13 @@ def register(sub) -> None:
                        help="no LoRA: cache image embeddings once and train the decoders only (fast on CPU)")
     model.add_argument("--cached-views", type=int, default=d.cached_views,
                        help="with --freeze-encoder: each slice plus N-1 augmented copies (default %(default)s)")
+    model.add_argument("--embedding-store", metavar="DIR",
+                       help="with --freeze-encoder: keep image embeddings in DIR and reuse them in later runs")
+    parts = p.add_argument_group("H-SAM components of a new model (ablation; all on by default)")
+    parts.add_argument("--stage1-only", action="store_true", help="stage 1 only (the SAMed-style baseline)")
+    parts.add_argument("--no-cmattn", action="store_true", help="no class-balanced mask-guided self-attention")
+    parts.add_argument("--no-mask-attention", action="store_true", help="no learnable mask cross-attention")
+    parts.add_argument("--no-pixel-decoder", action="store_true", help="no hierarchical pixel decoder")
 
     recipe = p.add_argument_group("recipe")
     recipe.add_argument("--epochs", type=int, default=d.epochs)
@@ -88,7 +97,9 @@ def register(sub) -> None:
 
     run_group = p.add_argument_group("run")
     run_group.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:1, ...")
-    run_group.add_argument("--no-amp", action="store_true", help="full precision on CUDA")
+    run_group.add_argument("--precision", default=d.precision, choices=("auto", "fp32", "bf16", "fp16"),
+                           help="auto (default): bf16/fp16 autocast on CUDA, fp32 on a CPU; bf16 also speeds up "
+                           "CPUs with native bf16 (AVX512-BF16/AMX)")
     run_group.add_argument("--progress", default=d.progress, choices=("tqdm", "jsonl", "none"),
                            help="tqdm bar (default) or JSON-lines events on stdout")
     run_group.add_argument("--resume", action="store_true", help="continue the run saved in --out")

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ..io.normalize import normalize
 from ..io.slices import slices_to_batch
+from ..model.embedding_store import EmbeddingStore, StoredEncoder
 from .device import is_out_of_memory
 
 
@@ -39,8 +40,11 @@ def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype
 
 class SlicePredictor:
     def __init__(self, model, device: torch.device, batch_size: int = 8,
-                 log: Optional[Callable[[str], None]] = None, precision: str = "auto") -> None:
+                 log: Optional[Callable[[str], None]] = None, precision: str = "auto",
+                 embedding_store: Optional[str] = None) -> None:
         self.model = model.to(device).eval()
+        if embedding_store is not None:  # comparing several decoders on one frozen encoder: encode each slice once
+            self.model.backbone.encoder = StoredEncoder(self.model.backbone.encoder, EmbeddingStore(embedding_store))
         self.device = device
         self.amp_dtype = autocast_dtype(device, precision)
         self.batch_size = max(1, int(batch_size))

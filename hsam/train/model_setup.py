@@ -57,12 +57,17 @@ def resolve_base(base: str) -> BaseModel:
 def build_model(base: BaseModel, settings: TrainSettings, num_classes: int) -> Tuple[HSAM, Dict[str, Any]]:
     """(model in training mode, the card's ``backbone_weights``)."""
     if base.card is not None:
+        if not (settings.stage2 and settings.cmattn and settings.mask_attention and settings.pixel_decoder):
+            raise TrainingError("--stage1-only and --no-cmattn/--no-mask-attention/--no-pixel-decoder choose the "
+                                f"architecture of a new model; the base model {base.name} keeps its own")
         model = load_model(base.directory, merge_lora=False)
         weights = base.card["backbone_weights"]
     else:
         config = HSAMConfig(backbone=base.name, num_classes=num_classes, mode=settings.mode,
                             lora_rank=0 if settings.freeze_encoder else settings.lora_rank,
-                            cmattn=settings.mode == "paper", decoder_mlp_dim=settings.decoder_mlp_dim)
+                            cmattn=settings.mode == "paper" and settings.cmattn, stage2=settings.stage2,
+                            mask_attention=settings.mask_attention, pixel_decoder=settings.pixel_decoder,
+                            decoder_mlp_dim=settings.decoder_mlp_dim)
         if base.name.endswith("_tiny"):
             model = build_hsam(config, "random", seed=settings.seed)
             weights = {"source": "random", "seed": settings.seed}

@@ -9,6 +9,7 @@ RESULT_SETTINGS = (
     "base", "checkpoint", "lora_rank", "mode", "label_map", "val_cases", "slice_fraction", "empty_slice_fraction",
     "epochs", "batch_size", "accumulate", "lr", "weight_decay", "warmup_steps", "dice_weight", "stage_weights",
     "freeze_encoder", "cached_views", "augment", "intensity_jitter", "val_slices", "seed", "decoder_mlp_dim",
+    "stage2", "cmattn", "mask_attention", "pixel_decoder", "precision",
 )
 
 
@@ -25,6 +26,11 @@ class TrainSettings:
     lora_rank: int = 4
     mode: str = "paper"
     decoder_mlp_dim: int = 2048
+    # The paper's components (Table 4 ablation); all on by default. stage2=False is the SAMed-style stage 1 only.
+    stage2: bool = True
+    cmattn: bool = True  # paper mode only: the released code's CMAttn is a no-op
+    mask_attention: bool = True
+    pixel_decoder: bool = True
     # Data.
     val_cases: Optional[int] = None  # cases held out when the manifest names no split; None: 20%, at least 1
     slice_fraction: float = 1.0  # the paper's few-shot protocol uses 0.1
@@ -45,10 +51,11 @@ class TrainSettings:
     # Encoder.
     freeze_encoder: bool = False  # no LoRA; image embeddings computed once and cached
     cached_views: int = 3  # with --freeze-encoder: the slice itself plus this many minus one augmented copies
+    embedding_store: Optional[str] = None  # with --freeze-encoder: a folder that keeps embeddings across runs
     # Run.
     seed: int = 2345
     device: str = "auto"
-    amp: bool = True  # CUDA only
+    precision: str = "auto"  # auto: bf16 (else fp16) autocast on CUDA, fp32 elsewhere; bf16 on a CPU is opt-in
     progress: str = "tqdm"  # "tqdm", "jsonl" or "none"
     resume: bool = False
     no_validation: bool = False  # keep the last epoch instead of the best validated one
@@ -69,6 +76,9 @@ class TrainSettings:
             (self.progress in ("tqdm", "jsonl", "none"), "--progress must be tqdm, jsonl or none"),
             (self.early_stop is None or self.early_stop >= 1, "--early-stop must be at least 1"),
             (not (self.no_validation and self.early_stop), "--early-stop needs validation"),
+            (self.precision in ("auto", "fp32", "bf16", "fp16"), "--precision must be auto, fp32, bf16 or fp16"),
+            (self.embedding_store is None or self.freeze_encoder,
+             "--embedding-store needs --freeze-encoder (with LoRA the encoder changes as it trains)"),
         ]
         for ok, message in checks:
             if not ok:

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from ..infer.slice_predictor import autocast_dtype
+from ..model.embedding_store import stored_encoder
 from ..models.card import CARD_FILE, write_json_atomic
 from ..models.model_dir import save_model, trainable_state
 from ..model.weights import describe_mismatch
@@ -97,9 +99,9 @@ class Trainer:
         self.noise_variance = set_class_balanced_noise(self.model, self.data.class_counts)
         self.optimizer = torch.optim.AdamW(trainable_parameters(self.model), lr=s.lr, betas=(0.9, 0.999),
                                            weight_decay=s.weight_decay)
-        self.amp_dtype = None
-        if s.amp and self.device.type == "cuda":
-            self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.amp_dtype = autocast_dtype(self.device, s.precision)
+        if self.amp_dtype == torch.float16 and self.device.type != "cuda":
+            raise TrainingError("--precision fp16 trains on CUDA only; use bf16 or fp32 on this device")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.net = self.model
         if self.world.distributed:
@@ -155,12 +157,14 @@ class Trainer:
             if self.stop.requested and not self.world.distributed:
                 self._stop(self._global_step())
 
-        self.train_cache = encode_slices(self.model, self.data.train_slices, self.size, views, s.seed,
-                                         self.augment, s.batch_size, self.device, on_batch)
-        if self.world.is_main:
-            self.val_cache = [encode_slices(self.model, v, self.size, 1, s.seed, None, s.batch_size, self.device,
-                                            on_batch) for v in self.data.val_slices]
-        self.progress.log(f"embeddings cached in {time.perf_counter() - started:.0f} s")
+        with stored_encoder(self.model, s.embedding_store) as store, self._autocast():
+            self.train_cache = encode_slices(self.model, self.data.train_slices, self.size, views, s.seed,
+                                             self.augment, s.batch_size, self.device, on_batch)
+            if self.world.is_main:
+                self.val_cache = [encode_slices(self.model, v, self.size, 1, s.seed, None, s.batch_size,
+                                                self.device, on_batch) for v in self.data.val_slices]
+        reused = f" ({store.hits} of {store.hits + store.misses} from {s.embedding_store})" if store else ""
+        self.progress.log(f"embeddings cached in {time.perf_counter() - started:.0f} s{reused}")
 
     # ------------------------------------------------------------------ loop
     def _loop(self) -> Dict[str, Any]:
@@ -219,7 +223,7 @@ class Trainer:
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _input_mode(self):
         return embeddings_as_input(self.model) if self.train_cache is not None else contextlib.nullcontext()

@@ -157,7 +157,7 @@ class Trainer:
             if self.stop.requested and not self.world.distributed:
                 self._stop(self._global_step())
 
-        with stored_encoder(self.model, s.embedding_store) as store, self._autocast():
+        with stored_encoder(self.model, s.embedding_store) as store:
             self.train_cache = encode_slices(self.model, self.data.train_slices, self.size, views, s.seed,
                                              self.augment, s.batch_size, self.device, on_batch)
             if self.world.is_main:

@@ -1,0 +1,135 @@
+"""The cross-validation and ablation report from the results of ``crossval.py``.
+
+    python benchmarks/default_model/report.py --work /tmp/hsam-crossval
+
+Copies each variant's per-case metrics (``hsam evaluate``'s metrics.csv of every fold, concatenated) to
+``crossval/<variant>.csv`` beside this script and writes ``crossval/README.md``. Variants whose folds are not all
+finished are reported as incomplete, never averaged over fewer cases silently.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+from typing import Dict, List
+
+import numpy as np
+
+from crossval import FOLDS, RECIPE, VARIANTS, fold_cases
+from hsam.evaluation.metrics import OrganScore
+from hsam.evaluation.report import markdown
+from hsam.models.labels import BTCV_8_ORGANS
+
+HERE = Path(__file__).resolve().parent
+NAMES = {s["value"]: s["name"] for s in BTCV_8_ORGANS}
+TITLES = {
+    "stage1": "stage 1 only (SAMed-style)",
+    "mask_attention": "+ learnable mask attention",
+    "cmattn": "+ CMAttn",
+    "pixel_decoder": "+ hierarchical pixel decoder",
+    "all": "all (H-SAM)",
+}
+
+
+def read_variant(work: Path, variant: str):
+    """({case: {class value: OrganScore}}, wall seconds of training, folds done) of one variant."""
+    results: Dict[str, Dict[int, OrganScore]] = {}
+    value_of = {name: value for value, name in NAMES.items()}
+    train_s, done = 0.0, 0
+    for fold in range(FOLDS):
+        run = work / variant / f"fold{fold}"
+        metrics = run / "eval" / "metrics.csv"
+        if not metrics.is_file():
+            continue
+        done += 1
+        with open(metrics, newline="") as f:
+            for row in csv.DictReader(f):
+                results.setdefault(row["case"], {})[value_of[row["organ"]]] = OrganScore(
+                    float(row["dice"]), float(row["hd95_voxel"]), float(row["hd95_mm"]))
+        card = json.loads((run / "model" / "model.json").read_text())
+        train_s += card["training"]["wall_s"]
+    return dict(sorted(results.items())), train_s, done
+
+
+def write_csv(path: Path, results: Dict[str, Dict[int, OrganScore]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["case", "organ", "dice", "hd95_voxel", "hd95_mm"])
+        for case, scores in results.items():
+            for value, s in scores.items():
+                writer.writerow([case, NAMES[value], f"{s.dice:.4f}", f"{s.hd95_voxel:.4f}", f"{s.hd95_mm:.4f}"])
+
+
+def case_means(results: Dict[str, Dict[int, OrganScore]]) -> np.ndarray:
+    return np.array([np.mean([s.dice for s in scores.values()]) for scores in results.values()])
+
+
+def ablation_table(work: Path) -> List[str]:
+    lines = ["| decoder | mean Dice ± std over cases | Δ vs stage 1 | " + " | ".join(NAMES.values())
+             + " | HD95 (voxel) | HD95 (mm) | training time (3 folds) |",
+             "|---|---|---|" + "---|" * len(NAMES) + "---|---|---|"]
+    baseline = None
+    for variant in ("stage1", "mask_attention", "cmattn", "pixel_decoder", "all"):
+        results, train_s, done = read_variant(work, variant)
+        if done < FOLDS:
+            lines.append(f"| {TITLES[variant]} | not run ({done} of {FOLDS} folds) |" + " |" * (len(NAMES) + 4))
+            continue
+        means = case_means(results)
+        if variant == "stage1":
+            baseline = means.mean()
+        delta = "–" if baseline is None or variant == "stage1" else f"{100 * (means.mean() - baseline):+.1f} points"
+        organ = [np.mean([r[v].dice for r in results.values()]) for v in NAMES]
+        hd_vox = np.mean([s.hd95_voxel for r in results.values() for s in r.values()])
+        hd_mm = np.mean([s.hd95_mm for r in results.values() for s in r.values()])
+        lines.append(f"| {TITLES[variant]} | {means.mean():.3f} ± {means.std():.3f} | {delta} | "
+                     + " | ".join(f"{d:.3f}" for d in organ)
+                     + f" | {hd_vox:.1f} | {hd_mm:.1f} | {train_s / 60:.0f} min |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", required=True, help="the --work folder of crossval.py")
+    work = Path(parser.parse_args().work)
+    out = HERE / "crossval"
+    out.mkdir(exist_ok=True)
+    for variant in VARIANTS:
+        results, _, done = read_variant(work, variant)
+        if done == FOLDS:
+            write_csv(out / f"{variant}.csv", results)
+    folds = ["| fold | training cases | validation case | test cases |", "|---|---|---|---|"]
+    for fold in range(FOLDS):
+        train, val, test = fold_cases(fold)
+        folds.append(f"| {fold} | {', '.join(train)} | {val[0]} | {', '.join(test)} |")
+    all_results, _, done = read_variant(work, "all")
+    full = markdown(all_results, NAMES) if done == FOLDS else f"Not finished ({done} of {FOLDS} folds).\n"
+    text = "\n".join([
+        "# Cross-validation and ablation on the 12 BTCV cases",
+        "",
+        "Produced by `python benchmarks/default_model/crossval.py --work DIR` then "
+        "`python benchmarks/default_model/report.py --work DIR` (see ../README.md for what they run).",
+        "",
+        f"Every run: `hsam train {' '.join(RECIPE)}` plus the variant's switches, then `hsam evaluate` on the fold's "
+        "test cases (whole volumes, 3D metrics, post-processing on).",
+        "",
+        "## Folds (by case; every case is tested once)",
+        "",
+        *folds,
+        "",
+        "## H-SAM (all components), 12 test cases",
+        "",
+        full,
+        "## Ablation (paper Table 4), same folds, slices, seed and steps",
+        "",
+        *ablation_table(work),
+        "",
+        "Per-case, per-organ numbers: `<variant>.csv` in this folder.",
+        "",
+    ])
+    (out / "README.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from ..io.normalize import normalize
 from ..io.slices import slices_to_batch
 from ..model.embedding_store import EmbeddingStore, StoredEncoder
+from ..model.fused_attention import use_fused_attention
 from .device import is_out_of_memory
 
 
@@ -43,6 +44,7 @@ class SlicePredictor:
                  log: Optional[Callable[[str], None]] = None, precision: str = "auto",
                  embedding_store: Optional[str] = None) -> None:
         self.model = model.to(device).eval()
+        use_fused_attention(self.model.backbone.encoder)
         if embedding_store is not None:  # comparing several decoders on one frozen encoder: encode each slice once
             self.model.backbone.encoder = StoredEncoder(self.model.backbone.encoder, EmbeddingStore(embedding_store))
         self.device = device

@@ -22,7 +22,7 @@ from typing import Dict, List
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-DATA = REPO.parent / "shared" / "data" / "btcv_synapse" / "256"
+DATA = (REPO.parent / "shared" / "data" / "btcv_synapse" / "256").resolve()
 LABEL_MAP = REPO / "docs" / "examples" / "btcv_synapse_labels.json"
 CASES = ["case0005", "case0006", "case0007", "case0009", "case0010", "case0021",
          "case0023", "case0024", "case0026", "case0027", "case0028", "case0030"]

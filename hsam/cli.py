@@ -24,6 +24,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     from .models.card import ModelCardError
 
     args = build_parser().parse_args(argv)
+    if args.command in ("segment", "evaluate", "train"):
+        from .allocator import keep_freed_memory
+
+        keep_freed_memory()
     try:
         return args.func(args)
     except (CheckpointError, ModelCardError, ValueError, OSError) as exc:

@@ -108,6 +108,7 @@ def run_naive(model, volume: np.ndarray, normalization: Dict, device: torch.devi
 def run_benchmark(model, volume: np.ndarray, device: torch.device, batch_size: int,
                   precisions: List[str]) -> List[Dict]:
     """model: unmerged (as loaded for training); volume: (k, j, i) raw intensities in canonical orientation."""
+    from ..allocator import keep_freed_memory
     from .slice_predictor import SlicePredictor
 
     normalization = model.card["normalization"]
@@ -137,6 +138,7 @@ def run_benchmark(model, volume: np.ndarray, device: torch.device, batch_size: i
                     lambda: run_naive(model, volume, normalization, device))
     merged = copy.deepcopy(model)
     merged.merge_lora()
+    keep_freed_memory()  # what the hsam commands do; the naive loop above ran with the allocator's defaults
     for precision in precisions:
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
         predictor = SlicePredictor(merged, device, batch_size, precision=precision)

@@ -46,3 +46,16 @@ def test_the_inference_path_uses_it_and_labels_do_not_change():
     predictor = SlicePredictor(model, torch.device("cpu"), batch_size=2)
     assert any(isinstance(m, FusedAttention) for m in predictor.model.modules())
     assert np.array_equal(predictor.predict(volume).labels, expected.numpy().astype(np.uint8))
+
+
+def test_the_cpu_bf16_path_stays_within_bf16_rounding_of_float32():
+    model = _model(lora_rank=0)
+    fused = copy.deepcopy(model)
+    use_fused_attention(fused.backbone.encoder)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        expected = model.backbone(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = fused.backbone(x)
+    error = (got.float() - expected).abs().max()
+    assert 0 < error < 0.05 * expected.abs().max()  # bf16 arithmetic ran, and stayed close

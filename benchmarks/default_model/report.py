@@ -25,9 +25,9 @@ HERE = Path(__file__).resolve().parent
 NAMES = {s["value"]: s["name"] for s in BTCV_8_ORGANS}
 TITLES = {
     "stage1": "stage 1 only (SAMed-style)",
-    "mask_attention": "+ learnable mask attention",
-    "cmattn": "+ CMAttn",
-    "pixel_decoder": "+ hierarchical pixel decoder",
+    "mask_attention": "two stages, + learnable mask attention only",
+    "cmattn": "two stages, + CMAttn only",
+    "pixel_decoder": "two stages, + hierarchical pixel decoder only",
     "all": "all (H-SAM)",
 }
 
@@ -66,7 +66,7 @@ def case_means(results: Dict[str, Dict[int, OrganScore]]) -> np.ndarray:
 
 
 def ablation_table(work: Path) -> List[str]:
-    lines = ["| decoder | mean Dice ± std over cases | Δ vs stage 1 | " + " | ".join(NAMES.values())
+    lines = ["| decoder | mean Dice ± std over cases | Δ vs stage 1 (paired over cases) | " + " | ".join(NAMES.values())
              + " | HD95 (voxel) | HD95 (mm) | training time (3 folds) |",
              "|---|---|---|" + "---|" * len(NAMES) + "---|---|---|"]
     baseline = None
@@ -77,8 +77,11 @@ def ablation_table(work: Path) -> List[str]:
             continue
         means = case_means(results)
         if variant == "stage1":
-            baseline = means.mean()
-        delta = "–" if baseline is None or variant == "stage1" else f"{100 * (means.mean() - baseline):+.1f} points"
+            baseline = means
+        delta = "–"
+        if baseline is not None and variant != "stage1":
+            diff = 100 * (means - baseline)
+            delta = f"{diff.mean():+.1f} ± {diff.std():.1f} points, better on {int((diff > 0).sum())} of {len(diff)}"
         organ = [np.mean([r[v].dice for r in results.values()]) for v in NAMES]
         hd_vox = np.mean([s.hd95_voxel for r in results.values() for s in r.values()])
         hd_mm = np.mean([s.hd95_mm for r in results.values() for s in r.values()])

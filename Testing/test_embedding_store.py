@@ -107,3 +107,18 @@ def test_bad_combinations_are_refused(stored_run, data_dir, tmp_path):
         train(tiny_settings(tmp_path / "b", btcv_pairs(data_dir), base=str(root / "first"), stage2=False))
     with pytest.raises(TrainingError, match="fp16 trains on CUDA only"):
         train(tiny_settings(tmp_path / "c", btcv_pairs(data_dir), precision="fp16", device="cpu"))
+
+
+def test_command_line_flags_reach_the_settings():
+    from hsam.cli import build_parser
+    from hsam.commands.train import settings_from_args
+
+    args = build_parser().parse_args(["train", "--out", "m", "--case", "a.nii.gz", "b.nii.gz", "--freeze-encoder",
+                                      "--embedding-store", "store", "--stage1-only", "--no-cmattn",
+                                      "--no-mask-attention", "--no-pixel-decoder", "--precision", "bf16"])
+    s = settings_from_args(args)
+    assert (s.embedding_store, s.precision) == ("store", "bf16")
+    assert not (s.stage2 or s.cmattn or s.mask_attention or s.pixel_decoder)
+    defaults = settings_from_args(build_parser().parse_args(["train", "--out", "m"]))
+    assert defaults.stage2 and defaults.cmattn and defaults.mask_attention and defaults.pixel_decoder
+    assert (defaults.embedding_store, defaults.precision) == (None, "auto")

@@ -33,6 +33,10 @@ def weights_digest(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
+    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+
+
 class EmbeddingStore:
     def __init__(self, root: Union[str, Path]) -> None:
         self.root = Path(root)
@@ -64,7 +68,7 @@ class StoredEncoder(nn.Module):
         self.identity = weights_digest(encoder)
 
     def _key(self, image: torch.Tensor) -> str:
-        amp = torch.get_autocast_dtype(image.device.type) if torch.is_autocast_enabled(image.device.type) else None
+        amp = _autocast_dtype(image.device.type)
         digest = hashlib.sha256(f"{self.identity}:{amp}:{tuple(image.shape)}:{image.dtype}".encode())
         digest.update(image.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
@@ -82,8 +86,7 @@ class StoredEncoder(nn.Module):
                 found[i] = embedding
             dtype = computed.dtype
         else:
-            dtype = torch.get_autocast_dtype(images.device.type) if torch.is_autocast_enabled(
-                images.device.type) else images.dtype
+            dtype = _autocast_dtype(images.device.type) or images.dtype
         return torch.stack([e.to(images.device, dtype) for e in found])
 
 

@@ -54,6 +54,8 @@ def train(settings: TrainSettings, stop_at_step: Optional[int] = None) -> Dict[s
     optimiser step (tests). Raises TrainingError for bad inputs and TrainingStopped after a stop request."""
     settings.validate()
     device = pick_device(settings.device)
+    if settings.precision == "fp16" and device.type != "cuda":  # before any case is read
+        raise TrainingError("--precision fp16 trains on CUDA only; use bf16 or fp32 on this device")
     joined_here = not is_initialized()
     world = init_from_environment(device)
     if device.type == "cuda":
@@ -100,8 +102,6 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(trainable_parameters(self.model), lr=s.lr, betas=(0.9, 0.999),
                                            weight_decay=s.weight_decay)
         self.amp_dtype = autocast_dtype(self.device, s.precision)
-        if self.amp_dtype == torch.float16 and self.device.type != "cuda":
-            raise TrainingError("--precision fp16 trains on CUDA only; use bf16 or fp32 on this device")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.net = self.model
         if self.world.distributed:

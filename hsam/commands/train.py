@@ -19,6 +19,7 @@ def settings_from_args(args: argparse.Namespace):
         intensity_jitter=args.intensity_jitter, epochs=args.epochs, batch_size=args.batch_size,
         accumulate=args.accumulate, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         dice_weight=args.dice_weight, stage_weights=args.stage_weights, early_stop=args.early_stop,
+        ema=args.ema,
         freeze_encoder=args.freeze_encoder, cached_views=args.cached_views, embedding_store=args.embedding_store,
         stage2=not args.stage1_only, cmattn=not args.no_cmattn, mask_attention=not args.no_mask_attention,
         pixel_decoder=not args.no_pixel_decoder, seed=args.seed, device=args.device, precision=args.precision,
@@ -93,6 +94,9 @@ def register(sub) -> None:
                         help="stage-1 weight schedule: paper 0.8*exp(-0.005*epoch), or the released code's")
     recipe.add_argument("--early-stop", type=int, metavar="EPOCHS",
                         help="stop after this many epochs without a better validation Dice")
+    recipe.add_argument("--ema", type=float, metavar="DECAY",
+                        help="validate and save a moving average of the weights (decay per step, e.g. 0.98); "
+                        "steadier than the last weights when training on few slices")
     recipe.add_argument("--seed", type=int, default=d.seed)
 
     run_group = p.add_argument_group("run")

@@ -31,8 +31,9 @@ def read_card(directory: Path) -> Dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelCardError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise ModelCardError(f"{path}: unsupported model card format {card.get('format') if isinstance(card, dict) else None!r}"
-                             f" (expected {FORMAT!r}); update hsam or re-export the model")
+        found = card.get("format") if isinstance(card, dict) else None
+        raise ModelCardError(f"{path}: unsupported model card format {found!r} (expected {FORMAT!r}); update hsam "
+                             "or re-export the model")
     for key in ("id", "config", "backbone_weights", "labels", "normalization", "files"):
         if key not in card:
             raise ModelCardError(f"{path}: model card lacks '{key}'")

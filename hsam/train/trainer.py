@@ -39,6 +39,7 @@ from .schedule import default_warmup, learning_rate, stage1_weight
 from .settings import TrainSettings
 from .stop_signal import StopRequest
 from .validate import case_dice, summarize
+from .weight_average import WeightAverage
 
 
 def pick_device(name: str) -> torch.device:
@@ -101,6 +102,7 @@ class Trainer:
         self.noise_variance = set_class_balanced_noise(self.model, self.data.class_counts)
         self.optimizer = torch.optim.AdamW(trainable_parameters(self.model), lr=s.lr, betas=(0.9, 0.999),
                                            weight_decay=s.weight_decay)
+        self.average = WeightAverage(self.model, s.ema) if s.ema else None
         self.amp_dtype = autocast_dtype(self.device, s.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.net = self.model
@@ -138,6 +140,8 @@ class Trainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         if saved.get("scaler"):
             self.scaler.load_state_dict(saved["scaler"])
+        if self.average is not None:
+            self.average.load_state_dict(saved["average"])
         self.state = dict(saved["progress"])
         self.progress.log(f"resuming at epoch {self.state['epoch'] + 1}, step {self.state['step_in_epoch'] + 1}")
 
@@ -211,6 +215,8 @@ class Trainer:
             total += float(loss.detach()) / s.accumulate
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.average is not None:
+            self.average.update(step)
         return total
 
     def _batch(self, epoch: int, indices: List[int]):
@@ -219,6 +225,9 @@ class Trainer:
             return self.train_cache.batch(indices, views, self.device)
         x, y = augmented_batch(self.data.train_slices, indices, self.size, self.s.seed, epoch, self.augment)
         return x.to(self.device), y.to(self.device)
+
+    def _averaged(self):
+        return self.average.applied() if self.average is not None else contextlib.nullcontext()
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -246,7 +255,8 @@ class Trainer:
             started = time.perf_counter()
             improved = True
             if not s.no_validation:
-                val = self._validate()
+                with self._averaged():
+                    val = self._validate()
                 record.update(val_dice=val["per_organ"], val_dice_mean=val["mean"])
                 best = st["best"]
                 improved = best is None or val["mean"] > best["val_dice_mean"]
@@ -258,7 +268,8 @@ class Trainer:
                 st["best"] = {"epoch": epoch + 1, "val_dice": record.get("val_dice"),
                               "val_dice_mean": record.get("val_dice_mean")}
                 st["bad_epochs"] = 0
-                save_model(self.model, self.out, self._card("running"))
+                with self._averaged():
+                    save_model(self.model, self.out, self._card("running"))
             else:
                 st["bad_epochs"] += 1
             stop_early = bool(s.early_stop and st["bad_epochs"] >= s.early_stop)
@@ -309,6 +320,7 @@ class Trainer:
         if self.world.is_main:
             state = {"model": trainable_state(self.model), "optimizer": self.optimizer.state_dict(),
                      "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                     "average": self.average.state_dict() if self.average is not None else None,
                      "progress": self.state, "settings": self.fingerprint}
             path = save_state(self.state_file, state)
             self.progress.event("checkpoint", path=str(path), epoch=epoch, step=self._global_step())

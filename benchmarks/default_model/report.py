@@ -1,9 +1,9 @@
 """The cross-validation and ablation report from the results of ``crossval.py``.
 
-    python benchmarks/default_model/report.py --work /tmp/hsam-crossval
+    python benchmarks/default_model/report.py --work /tmp/hsam-crossval [--recipe default|short]
 
 Copies each variant's per-case metrics (``hsam evaluate``'s metrics.csv of every fold, concatenated) to
-``crossval/<variant>.csv`` beside this script and writes ``crossval/README.md``. Variants whose folds are not all
+``crossval/<recipe>/<variant>.csv`` beside this script and writes ``crossval/<recipe>/README.md``. Variants whose folds are not all
 finished are reported as incomplete, never averaged over fewer cases silently.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from crossval import FOLDS, RECIPE, VARIANTS, fold_cases
+from crossval import FOLDS, RECIPES, VARIANTS, fold_cases, run_dir_of
 from hsam.evaluation.metrics import OrganScore
 from hsam.evaluation.report import markdown
 from hsam.models.labels import BTCV_8_ORGANS
@@ -32,13 +32,13 @@ TITLES = {
 }
 
 
-def read_variant(work: Path, variant: str):
+def read_variant(work: Path, recipe: str, variant: str):
     """({case: {class value: OrganScore}}, wall seconds of training, folds done) of one variant."""
     results: Dict[str, Dict[int, OrganScore]] = {}
     value_of = {name: value for value, name in NAMES.items()}
     train_s, done = 0.0, 0
     for fold in range(FOLDS):
-        run = work / variant / f"fold{fold}"
+        run = run_dir_of(work, recipe, variant, fold)
         metrics = run / "eval" / "metrics.csv"
         if not metrics.is_file():
             continue
@@ -65,13 +65,13 @@ def case_means(results: Dict[str, Dict[int, OrganScore]]) -> np.ndarray:
     return np.array([np.mean([s.dice for s in scores.values()]) for scores in results.values()])
 
 
-def ablation_table(work: Path) -> List[str]:
+def ablation_table(work: Path, recipe: str) -> List[str]:
     lines = ["| decoder | mean Dice ± std over cases | Δ vs stage 1 (paired over cases) | " + " | ".join(NAMES.values())
              + " | HD95 (voxel) | HD95 (mm) | training time (3 folds) |",
              "|---|---|---|" + "---|" * len(NAMES) + "---|---|---|"]
     baseline = None
     for variant in ("stage1", "mask_attention", "cmattn", "pixel_decoder", "all"):
-        results, train_s, done = read_variant(work, variant)
+        results, train_s, done = read_variant(work, recipe, variant)
         if done < FOLDS:
             lines.append(f"| {TITLES[variant]} | not run ({done} of {FOLDS} folds) |" + " |" * (len(NAMES) + 4))
             continue
@@ -94,26 +94,29 @@ def ablation_table(work: Path) -> List[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="the --work folder of crossval.py")
-    work = Path(parser.parse_args().work)
-    out = HERE / "crossval"
-    out.mkdir(exist_ok=True)
+    parser.add_argument("--recipe", default="default", choices=list(RECIPES))
+    args = parser.parse_args()
+    work, recipe = Path(args.work), args.recipe
+    out = HERE / "crossval" / recipe
+    out.mkdir(parents=True, exist_ok=True)
     for variant in VARIANTS:
-        results, _, done = read_variant(work, variant)
+        results, _, done = read_variant(work, recipe, variant)
         if done == FOLDS:
             write_csv(out / f"{variant}.csv", results)
     folds = ["| fold | training cases | validation case | test cases |", "|---|---|---|---|"]
     for fold in range(FOLDS):
         train, val, test = fold_cases(fold)
         folds.append(f"| {fold} | {', '.join(train)} | {val[0]} | {', '.join(test)} |")
-    all_results, _, done = read_variant(work, "all")
+    all_results, _, done = read_variant(work, recipe, "all")
     full = markdown(all_results, NAMES) if done == FOLDS else f"Not finished ({done} of {FOLDS} folds).\n"
     text = "\n".join([
         "# Cross-validation and ablation on the 12 BTCV cases",
         "",
-        "Produced by `python benchmarks/default_model/crossval.py --work DIR` then "
-        "`python benchmarks/default_model/report.py --work DIR` (see ../README.md for what they run).",
+        f"Produced by `python benchmarks/default_model/crossval.py --work DIR --recipe {recipe}` then "
+        f"`python benchmarks/default_model/report.py --work DIR --recipe {recipe}` (see ../../README.md for what "
+        "they run).",
         "",
-        f"Every run: `hsam train {' '.join(RECIPE)}` plus the variant's switches, then `hsam evaluate` on the fold's "
+        f"Every run: `hsam train {' '.join(RECIPES[recipe])}` plus the variant's switches, then `hsam evaluate` on the fold's "
         "test cases (whole volumes, 3D metrics, post-processing on).",
         "",
         "## Folds (by case; every case is tested once)",
@@ -125,7 +128,7 @@ def main() -> None:
         full,
         "## Ablation (paper Table 4), same folds, slices, seed and steps",
         "",
-        *ablation_table(work),
+        *ablation_table(work, recipe),
         "",
         "Per-case, per-organ numbers: `<variant>.csv` in this folder.",
         "",

@@ -59,8 +59,21 @@ def test_the_saved_model_is_the_average_and_a_resumed_run_matches(data_dir, tmp_
         (straight / "weights.safetensors").read_bytes()
 
 
-def test_the_cli_flag_reaches_the_settings_and_bad_values_are_refused(tmp_path):
-    args = build_parser().parse_args(["train", "--out", str(tmp_path / "m"), "--ema", "0.98"])
-    assert settings_from_args(args).ema == 0.98
+def test_ema_zero_saves_the_last_weights(data_dir, tmp_path):
+    out = tmp_path / "last"
+    train(tiny_settings(out, btcv_pairs(data_dir), freeze_encoder=True, cached_views=1, epochs=1, ema=0.0,
+                        no_validation=True))
+    state = torch.load(state_path(out), weights_only=True)
+    saved = dict(hsam.load_model(out).named_parameters())
+    assert state["average"] is None
+    common = [name for name in saved if name in state["model"]]
+    assert common and all(torch.equal(saved[name], state["model"][name]) for name in common)
+
+
+def test_on_by_default_off_with_zero_and_bad_values_are_refused(tmp_path):
+    def ema(*flags):
+        return settings_from_args(build_parser().parse_args(["train", "--out", str(tmp_path / "m"), *flags])).ema
+
+    assert ema() == 0.98 and ema("--ema", "0.9") == 0.9 and ema("--ema", "0") == 0.0
     with pytest.raises(TrainingError, match="--ema must be in"):
         train(tiny_settings(tmp_path / "bad", [], ema=1.5))

@@ -48,7 +48,7 @@ COMMON = ["--base", "litemedsam", "--freeze-encoder", "--slice-fraction", "0.15"
 RECIPES: Dict[str, List[str]] = {
     "default": COMMON + ["--cached-views", "4", "--intensity-jitter", "--epochs", "30", "--val-slices", "48",
                          "--ema", "0.98"],
-    "short": COMMON + ["--cached-views", "2", "--epochs", "8", "--val-slices", "24"],
+    "short": COMMON + ["--cached-views", "2", "--epochs", "8", "--val-slices", "24", "--ema", "0"],
 }
 
 

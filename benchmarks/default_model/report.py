@@ -3,8 +3,8 @@
     python benchmarks/default_model/report.py --work /tmp/hsam-crossval [--recipe default|short]
 
 Copies each variant's per-case metrics (``hsam evaluate``'s metrics.csv of every fold, concatenated) to
-``crossval/<recipe>/<variant>.csv`` beside this script and writes ``crossval/<recipe>/README.md``. Variants whose folds are not all
-finished are reported as incomplete, never averaged over fewer cases silently.
+``crossval/<recipe>/<variant>.csv`` beside this script and writes ``crossval/<recipe>/README.md``. Variants whose
+folds are not all finished are reported as incomplete, never averaged over fewer cases silently.
 """
 from __future__ import annotations
 
@@ -116,8 +116,8 @@ def main() -> None:
         f"`python benchmarks/default_model/report.py --work DIR --recipe {recipe}` (see ../../README.md for what "
         "they run).",
         "",
-        f"Every run: `hsam train {' '.join(RECIPES[recipe])}` plus the variant's switches, then `hsam evaluate` on the fold's "
-        "test cases (whole volumes, 3D metrics, post-processing on).",
+        f"Every run: `hsam train {' '.join(RECIPES[recipe])}` plus the variant's switches, then `hsam evaluate` on "
+        "the fold's test cases (whole volumes, 3D metrics, post-processing on).",
         "",
         "## Folds (by case; every case is tested once)",
         "",

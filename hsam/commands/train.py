@@ -94,9 +94,9 @@ def register(sub) -> None:
                         help="stage-1 weight schedule: paper 0.8*exp(-0.005*epoch), or the released code's")
     recipe.add_argument("--early-stop", type=int, metavar="EPOCHS",
                         help="stop after this many epochs without a better validation Dice")
-    recipe.add_argument("--ema", type=float, metavar="DECAY",
-                        help="validate and save a moving average of the weights (decay per step, e.g. 0.98); "
-                        "steadier than the last weights when training on few slices")
+    recipe.add_argument("--ema", type=float, metavar="DECAY", default=d.ema,
+                        help="validate and save a moving average of the weights, this decay per step (default "
+                        "%(default)s; 0: the last weights); steadier than the last weights on few slices")
     recipe.add_argument("--seed", type=int, default=d.seed)
 
     run_group = p.add_argument_group("run")

@@ -48,7 +48,7 @@ class TrainSettings:
     dice_weight: float = 0.9  # per stage: (1 - d) CE + d Dice
     stage_weights: str = "paper"  # "paper": λw = 0.8·exp(-0.005·epoch); "release": 1 - 0.6^(0.99^epoch)
     early_stop: Optional[int] = None  # stop after this many epochs without a better validation Dice
-    ema: Optional[float] = None  # validate and save a moving average of the weights with this decay per step
+    ema: float = 0.98  # validate and save a moving average of the weights with this decay per step; 0: off
     # Encoder.
     freeze_encoder: bool = False  # no LoRA; image embeddings computed once and cached
     cached_views: int = 3  # with --freeze-encoder: the slice itself plus this many minus one augmented copies
@@ -77,7 +77,7 @@ class TrainSettings:
             (self.progress in ("tqdm", "jsonl", "none"), "--progress must be tqdm, jsonl or none"),
             (self.early_stop is None or self.early_stop >= 1, "--early-stop must be at least 1"),
             (not (self.no_validation and self.early_stop), "--early-stop needs validation"),
-            (self.ema is None or 0 < self.ema < 1, "--ema must be in (0, 1), e.g. 0.98"),
+            (0 <= self.ema < 1, "--ema must be in [0, 1): 0.98 by default, 0 turns the weight average off"),
             (self.precision in ("auto", "fp32", "bf16", "fp16"), "--precision must be auto, fp32, bf16 or fp16"),
             (self.embedding_store is None or self.freeze_encoder,
              "--embedding-store needs --freeze-encoder (with LoRA the encoder changes as it trains)"),

@@ -1,4 +1,4 @@
-"""An exponential moving average of the trainable weights (``hsam train --ema DECAY``).
+"""An exponential moving average of the trainable weights (``hsam train --ema DECAY``, on by default).
 
 With a few dozen training slices the decoder weights swing from one epoch to the next (validation Dice moves by
 several points between neighbouring epochs). Validating and saving an average of the recent weights instead of the

@@ -16,7 +16,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from crossval import FOLDS, RECIPES, VARIANTS, fold_cases, run_dir_of
+from crossval import CASES, FOLDS, RECIPES, VARIANTS, fold_cases, run_dir_of
 from hsam.evaluation.metrics import OrganScore
 from hsam.evaluation.report import markdown
 from hsam.models.labels import BTCV_8_ORGANS
@@ -32,12 +32,12 @@ TITLES = {
 }
 
 
-def read_variant(work: Path, recipe: str, variant: str):
-    """({case: {class value: OrganScore}}, wall seconds of training, folds done) of one variant."""
+def read_variant(work: Path, recipe: str, variant: str, folds: List[int]):
+    """({case: {class value: OrganScore}}, wall seconds of training, folds done) of one variant over ``folds``."""
     results: Dict[str, Dict[int, OrganScore]] = {}
     value_of = {name: value for value, name in NAMES.items()}
     train_s, done = 0.0, 0
-    for fold in range(FOLDS):
+    for fold in folds:
         run = run_dir_of(work, recipe, variant, fold)
         metrics = run / "eval" / "metrics.csv"
         if not metrics.is_file():
@@ -65,15 +65,15 @@ def case_means(results: Dict[str, Dict[int, OrganScore]]) -> np.ndarray:
     return np.array([np.mean([s.dice for s in scores.values()]) for scores in results.values()])
 
 
-def ablation_table(work: Path, recipe: str) -> List[str]:
+def ablation_table(work: Path, recipe: str, folds: List[int]) -> List[str]:
     lines = ["| decoder | mean Dice ± std over cases | Δ vs stage 1 (paired over cases) | " + " | ".join(NAMES.values())
-             + " | HD95 (voxel) | HD95 (mm) | training time (3 folds) |",
+             + f" | HD95 (voxel) | HD95 (mm) | training time ({len(folds)} folds) |",
              "|---|---|---|" + "---|" * len(NAMES) + "---|---|---|"]
     baseline = None
     for variant in ("stage1", "mask_attention", "cmattn", "pixel_decoder", "all"):
-        results, train_s, done = read_variant(work, recipe, variant)
-        if done < FOLDS:
-            lines.append(f"| {TITLES[variant]} | not run ({done} of {FOLDS} folds) |" + " |" * (len(NAMES) + 4))
+        results, train_s, done = read_variant(work, recipe, variant, folds)
+        if done < len(folds):
+            lines.append(f"| {TITLES[variant]} | not run ({done} of {len(folds)} folds) |" + " |" * (len(NAMES) + 4))
             continue
         means = case_means(results)
         if variant == "stage1":
@@ -95,20 +95,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, help="the --work folder of crossval.py")
     parser.add_argument("--recipe", default="default", choices=list(RECIPES))
+    parser.add_argument("--folds", nargs="+", type=int, default=list(range(FOLDS)),
+                        help="report these folds only (the report says which, and how many test cases)")
     args = parser.parse_args()
-    work, recipe = Path(args.work), args.recipe
+    work, recipe, folds = Path(args.work), args.recipe, sorted(args.folds)
     out = HERE / "crossval" / recipe
     out.mkdir(parents=True, exist_ok=True)
     for variant in VARIANTS:
-        results, _, done = read_variant(work, recipe, variant)
-        if done == FOLDS:
+        results, _, done = read_variant(work, recipe, variant, folds)
+        if done == len(folds):
             write_csv(out / f"{variant}.csv", results)
-    folds = ["| fold | training cases | validation case | test cases |", "|---|---|---|---|"]
+    fold_table = ["| fold | training cases | validation case | test cases |", "|---|---|---|---|"]
     for fold in range(FOLDS):
         train, val, test = fold_cases(fold)
-        folds.append(f"| {fold} | {', '.join(train)} | {val[0]} | {', '.join(test)} |")
-    all_results, _, done = read_variant(work, recipe, "all")
-    full = markdown(all_results, NAMES) if done == FOLDS else f"Not finished ({done} of {FOLDS} folds).\n"
+        fold_table.append(f"| {fold} | {', '.join(train)} | {val[0]} | {', '.join(test)} |")
+    all_results, _, done = read_variant(work, recipe, "all", folds)
+    full = markdown(all_results, NAMES) if done == len(folds) else f"Not finished ({done} of {len(folds)} folds).\n"
+    tested = sum(len(fold_cases(f)[2]) for f in folds)
+    scope = (f"all {FOLDS} folds, {tested} test cases" if len(folds) == FOLDS else
+             f"folds {', '.join(map(str, folds))} of {FOLDS} only, {tested} of {len(CASES)} cases as test cases")
     text = "\n".join([
         "# Cross-validation and ablation on the 12 BTCV cases",
         "",
@@ -121,14 +126,14 @@ def main() -> None:
         "",
         "## Folds (by case; every case is tested once)",
         "",
-        *folds,
+        *fold_table,
         "",
-        "## H-SAM (all components), 12 test cases",
+        f"## H-SAM (all components): {scope}",
         "",
         full,
-        "## Ablation (paper Table 4), same folds, slices, seed and steps",
+        f"## Ablation (paper Table 4), same folds, slices, seed and steps: {scope}",
         "",
-        *ablation_table(work, recipe),
+        *ablation_table(work, recipe, folds),
         "",
         "Per-case, per-organ numbers: `<variant>.csv` in this folder.",
         "",

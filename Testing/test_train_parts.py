@@ -11,7 +11,7 @@ from hsam.train.augment import AugmentSettings, augment_slice
 from hsam.train.dataset import SliceSet, augmented_batch, pick_slices, validation_slices
 from hsam.train.loading import CaseVolume
 from hsam.train.losses import dice_sums, hsam_loss, labels_at
-from hsam.train.schedule import default_warmup, learning_rate, stage1_weight
+from hsam.train.schedule import default_warmup, learning_rate, schedule_epoch, stage1_weight
 
 
 def _slice():
@@ -111,6 +111,19 @@ def test_stage_weight_schedules():
         stage1_weight(0, "other")
 
 
+def test_stage_weights_span_the_run_or_follow_the_epoch_index():
+    # Over the run: a 30-epoch run of 630 steps reads the whole 300-epoch curve, so stage 2 carries most of the
+    # loss by its end; over epochs it would stop at the curve's start (0.692 at epoch 29).
+    total = 630
+    assert schedule_epoch(0, 0, total) == 0
+    assert schedule_epoch(315, 15, total) == pytest.approx(150)
+    assert stage1_weight(schedule_epoch(total - 1, 29, total)) == pytest.approx(0.8 * math.exp(-1.5), abs=2e-3)
+    assert schedule_epoch(total - 1, 29, total, "epochs") == 29
+    assert stage1_weight(schedule_epoch(total - 1, 29, total, "epochs")) == pytest.approx(0.692, abs=1e-3)
+    with pytest.raises(ValueError):
+        schedule_epoch(0, 0, total, "steps")
+
+
 def test_learning_rate_warmup_then_poly_decay():
     total, base = 4200, 0.0025
     warmup = default_warmup(total)
@@ -121,3 +134,17 @@ def test_learning_rate_warmup_then_poly_decay():
     assert learning_rate(total - 1, base, 250, total) == pytest.approx(base * (250 / 4200) ** 0.9, rel=1e-2)
     rates = [learning_rate(k, base, 250, total) for k in range(250, total)]
     assert all(a >= b for a, b in zip(rates, rates[1:]))
+
+
+def test_stage_weights_over_is_a_cli_flag_and_is_checked(tmp_path):
+    from hsam.cli import build_parser
+    from hsam.commands.train import settings_from_args
+    from hsam.train import TrainSettings, TrainingError
+
+    def over(*flags):
+        return settings_from_args(build_parser().parse_args(["train", "--out", str(tmp_path), *flags]))
+
+    assert over().stage_weights_over == "run"
+    assert over("--stage-weights-over", "epochs").stage_weights_over == "epochs"
+    with pytest.raises(TrainingError, match="--stage-weights-over"):
+        TrainSettings(out=str(tmp_path), stage_weights_over="steps").validate()

@@ -3,6 +3,7 @@ exact resume, --freeze-encoder, and segmenting a held-out case with the result."
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 
@@ -34,6 +35,9 @@ def test_loss_falls_and_the_output_is_a_complete_model(straight_run, data_dir):
     history = card["training"]["history"]
     assert summary["status"] == "complete" and len(history) == 3
     assert history[-1]["loss"] < history[0]["loss"]
+    # The stage weight's 300-epoch curve spans the 9 steps: epoch 3 ends at step 8, read at schedule epoch 266.7.
+    assert [h["stage1_weight"] for h in history] == pytest.approx(
+        [0.8 * math.exp(-0.005 * 300 * step / 9) for step in (2, 5, 8)], abs=1e-4)
     assert card["training"]["cases"]["val"] and not set(card["training"]["cases"]["val"]) & \
         set(card["training"]["cases"]["train"])  # validation by case
     assert set(card["metrics"]["val_dice"]) == {label["name"] for label in card["labels"]}

@@ -41,7 +41,7 @@ VARIANTS: Dict[str, List[str]] = {
 
 # One recipe for every run of a comparison; --recipe picks which. "default" is the shipped model's recipe
 # (reproduce.sh: 30 epochs, 4 cached views with intensity jitter, weight average); "short" is an 8-epoch budget
-# with 2 views. Both: 15% of the slices, batch 8, lr 2e-3, seed 2345, bf16 decoder training (the encoder runs in
+# with 2 views. All: 15% of the slices, batch 8, lr 2e-3, seed 2345, bf16 decoder training (the encoder runs in
 # float32).
 COMMON = ["--base", "litemedsam", "--freeze-encoder", "--slice-fraction", "0.15", "--batch-size", "8",
           "--lr", "0.002", "--seed", "2345", "--precision", "bf16", "--progress", "none"]
@@ -50,6 +50,9 @@ RECIPES: Dict[str, List[str]] = {
                          "--ema", "0.98"],
     "short": COMMON + ["--cached-views", "2", "--epochs", "8", "--val-slices", "24", "--ema", "0"],
 }
+# The shipped recipe before the stage weight was spread over the run: the curve read at the epoch index, so over 30
+# epochs stage 1 carries 0.8 to 0.69 of the loss. A stage-1-only model has no stage weight: its runs are the same.
+RECIPES["epoch-weights"] = RECIPES["default"] + ["--stage-weights-over", "epochs"]
 
 
 def fold_cases(fold: int):

@@ -18,8 +18,8 @@ def settings_from_args(args: argparse.Namespace):
         empty_slice_fraction=args.empty_slices, val_slices=args.val_slices, augment=not args.no_augment,
         intensity_jitter=args.intensity_jitter, epochs=args.epochs, batch_size=args.batch_size,
         accumulate=args.accumulate, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
-        dice_weight=args.dice_weight, stage_weights=args.stage_weights, early_stop=args.early_stop,
-        ema=args.ema,
+        dice_weight=args.dice_weight, stage_weights=args.stage_weights,
+        stage_weights_over=args.stage_weights_over, early_stop=args.early_stop, ema=args.ema,
         freeze_encoder=args.freeze_encoder, cached_views=args.cached_views, embedding_store=args.embedding_store,
         stage2=not args.stage1_only, cmattn=not args.no_cmattn, mask_attention=not args.no_mask_attention,
         pixel_decoder=not args.no_pixel_decoder, seed=args.seed, device=args.device, precision=args.precision,
@@ -92,6 +92,9 @@ def register(sub) -> None:
     recipe.add_argument("--dice-weight", type=float, default=d.dice_weight, help="d in (1-d) CE + d Dice")
     recipe.add_argument("--stage-weights", default=d.stage_weights, choices=("paper", "release"),
                         help="stage-1 weight schedule: paper 0.8*exp(-0.005*epoch), or the released code's")
+    recipe.add_argument("--stage-weights-over", default=d.stage_weights_over, choices=("run", "epochs"),
+                        help="run (default): the schedule's 300 epochs spread over this run, so stage 2 takes over "
+                        "by its end; epochs: read at this run's epoch index, as written")
     recipe.add_argument("--early-stop", type=int, metavar="EPOCHS",
                         help="stop after this many epochs without a better validation Dice")
     recipe.add_argument("--ema", type=float, metavar="DECAY", default=d.ema,

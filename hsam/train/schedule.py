@@ -7,6 +7,11 @@
 - "release": the released code's w2 = 0.6^(0.99^epoch), i.e. λw = 1 - 0.6^(0.99^epoch) (0.40 at epoch 0, 0.17 at
   100, 0.025 at 299); method notes §10.1.
 
+Both curves are written for the paper's few-shot run of 300 epochs. By default (``over="run"``) the whole curve is
+spread over this run's steps, the schedule's epoch being 300·step/total_steps, so a 30-epoch run also moves the
+weight from stage 1 to stage 2 as the paper's run does. ``over="epochs"`` reads the curve at the run's own epoch
+index, as written: a short run then stops at the curve's start and its stage 2 never carries most of the loss.
+
 Learning rate as the released code: linear warm-up to the base rate over ``warmup`` steps, then
 base·(1 - (step - warmup)/total)^0.9 (the denominator keeps the warm-up, so the rate never quite reaches zero).
 """
@@ -15,14 +20,25 @@ from __future__ import annotations
 import math
 
 STAGE_WEIGHTS = ("paper", "release")
+STAGE_WEIGHTS_OVER = ("run", "epochs")
+REFERENCE_EPOCHS = 300  # the paper's few-shot run, over which both curves are defined
 
 
-def stage1_weight(epoch: int, kind: str = "paper") -> float:
+def stage1_weight(epoch: float, kind: str = "paper") -> float:
     if kind == "paper":
         return 0.8 * math.exp(-0.005 * epoch)
     if kind == "release":
         return 1.0 - 0.6 ** (0.99 ** epoch)
     raise ValueError(f"stage weights must be one of {STAGE_WEIGHTS}, got {kind!r}")
+
+
+def schedule_epoch(step: int, epoch: int, total_steps: int, over: str = "run") -> float:
+    """Where optimiser step ``step`` (0-based, in epoch ``epoch``) reads the stage-weight curve."""
+    if over == "run":
+        return REFERENCE_EPOCHS * step / max(1, total_steps)
+    if over == "epochs":
+        return float(epoch)
+    raise ValueError(f"stage weights must be spread over one of {STAGE_WEIGHTS_OVER}, got {over!r}")
 
 
 def default_warmup(total_steps: int) -> int:

@@ -8,8 +8,8 @@ from typing import Any, Dict, List, Optional, Tuple
 RESULT_SETTINGS = (
     "base", "checkpoint", "lora_rank", "mode", "label_map", "val_cases", "slice_fraction", "empty_slice_fraction",
     "epochs", "batch_size", "accumulate", "lr", "weight_decay", "warmup_steps", "dice_weight", "stage_weights",
-    "freeze_encoder", "cached_views", "augment", "intensity_jitter", "val_slices", "seed", "decoder_mlp_dim",
-    "stage2", "cmattn", "mask_attention", "pixel_decoder", "precision", "ema",
+    "stage_weights_over", "freeze_encoder", "cached_views", "augment", "intensity_jitter", "val_slices", "seed",
+    "decoder_mlp_dim", "stage2", "cmattn", "mask_attention", "pixel_decoder", "precision", "ema",
 )
 
 
@@ -47,6 +47,7 @@ class TrainSettings:
     warmup_steps: Optional[int] = None  # None: 6% of all steps (the released 250 of 4,200)
     dice_weight: float = 0.9  # per stage: (1 - d) CE + d Dice
     stage_weights: str = "paper"  # "paper": λw = 0.8·exp(-0.005·epoch); "release": 1 - 0.6^(0.99^epoch)
+    stage_weights_over: str = "run"  # "run": the 300-epoch curve spread over this run; "epochs": at the epoch index
     early_stop: Optional[int] = None  # stop after this many epochs without a better validation Dice
     ema: float = 0.98  # validate and save a moving average of the weights with this decay per step; 0: off
     # Encoder.
@@ -72,6 +73,7 @@ class TrainSettings:
             (self.lr > 0, "--lr must be positive"),
             (0 <= self.dice_weight <= 1, "--dice-weight must be in [0, 1]"),
             (self.stage_weights in ("paper", "release"), "--stage-weights must be 'paper' or 'release'"),
+            (self.stage_weights_over in ("run", "epochs"), "--stage-weights-over must be 'run' or 'epochs'"),
             (self.cached_views >= 1, "--cached-views must be at least 1"),
             (self.val_slices >= 1, "--val-slices must be at least 1"),
             (self.progress in ("tqdm", "jsonl", "none"), "--progress must be tqdm, jsonl or none"),

@@ -35,7 +35,7 @@ from .losses import hsam_loss
 from .model_setup import build_model, set_class_balanced_noise, set_training_mode, trainable_parameters
 from .prepare import prepare_data
 from .progress import Progress
-from .schedule import default_warmup, learning_rate, stage1_weight
+from .schedule import default_warmup, learning_rate, schedule_epoch, stage1_weight
 from .settings import TrainSettings
 from .stop_signal import StopRequest
 from .validate import case_dice, summarize
@@ -198,7 +198,7 @@ class Trainer:
         lr = learning_rate(step, s.lr, self.warmup, self.total_steps)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        weight1 = stage1_weight(epoch, s.stage_weights)
+        weight1 = self._stage1_weight(step, epoch)
         # Dropout and CMAttn noise draw from torch's generator: reseed it per step (and process) for exact resume.
         torch.manual_seed(int(np.random.SeedSequence([s.seed, 5, step, w.rank]).generate_state(1)[0]))
         self.optimizer.zero_grad(set_to_none=True)
@@ -218,6 +218,10 @@ class Trainer:
         if self.average is not None:
             self.average.update(step)
         return total
+
+    def _stage1_weight(self, step: int, epoch: int) -> float:
+        s = self.s
+        return stage1_weight(schedule_epoch(step, epoch, self.total_steps, s.stage_weights_over), s.stage_weights)
 
     def _batch(self, epoch: int, indices: List[int]):
         if self.train_cache is not None:
@@ -248,8 +252,8 @@ class Trainer:
     def _end_epoch(self, epoch: int, step_times: List[float]) -> None:
         s, st = self.s, self.state
         record = {"epoch": epoch + 1, "loss": round(st["loss_sum"] / max(1, st["loss_count"]), 5),
-                  "lr": self.optimizer.param_groups[0]["lr"], "stage1_weight": round(stage1_weight(epoch,
-                                                                                                 s.stage_weights), 4)}
+                  "lr": self.optimizer.param_groups[0]["lr"], "stage1_weight": round(self._stage1_weight(
+                      (epoch + 1) * self.steps_per_epoch - 1, epoch), 4)}
         stop_early = False
         if self.world.is_main:
             started = time.perf_counter()

@@ -1,6 +1,6 @@
 """Case-level cross-validation over the 12 BTCV cases and the paper's Table 4 ablation, with `hsam` as a user runs it.
 
-    python benchmarks/default_model/crossval.py --work /tmp/hsam-crossval [--recipe default|short]
+    python benchmarks/default_model/crossval.py --work /tmp/hsam-crossval [--recipe default|epoch-weights|short]
         [--variants all stage1 ...] [--folds 0 1]
 
 For every variant and fold: ``hsam train`` on the fold's training cases (frozen LiteMedSAM encoder, the few-shot

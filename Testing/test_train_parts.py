@@ -148,3 +148,15 @@ def test_stage_weights_over_is_a_cli_flag_and_is_checked(tmp_path):
     assert over("--stage-weights-over", "epochs").stage_weights_over == "epochs"
     with pytest.raises(TrainingError, match="--stage-weights-over"):
         TrainSettings(out=str(tmp_path), stage_weights_over="steps").validate()
+
+
+def test_a_state_from_before_a_setting_existed_resumes_with_what_it_was_trained_with(tmp_path):
+    # States written before --ema and --stage-weights-over existed were trained without an average and with the
+    # stage weight at the epoch index: resuming them needs exactly those settings, and the error says so.
+    from hsam.train import TrainingError
+    from hsam.train.checkpoint import check_same_settings
+
+    old = {"lr": 0.002}
+    check_same_settings(old, {"lr": 0.002, "ema": 0.0, "stage_weights_over": "epochs"}, tmp_path)
+    with pytest.raises(TrainingError, match="stage_weights_over: 'epochs' then, 'run' now"):
+        check_same_settings(old, {"lr": 0.002, "ema": 0.0, "stage_weights_over": "run"}, tmp_path)

@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
+    from ..train.schedule import STAGE_WEIGHTS, STAGE_WEIGHTS_OVER
     from ..train.settings import TrainSettings
 
     d = TrainSettings(out="")
@@ -69,7 +70,7 @@ def register(sub) -> None:
     model.add_argument("--id", help="model id (default: the --out folder's name)")
     model.add_argument("--checkpoint", help="SAM checkpoint file for a sam_vit_* base")
     model.add_argument("--lora-rank", type=int, default=d.lora_rank, help="LoRA rank of a new model")
-    model.add_argument("--mode", default=d.mode, choices=("paper", "release"), help="architecture of a new model")
+    model.add_argument("--mode", default=d.mode, choices=STAGE_WEIGHTS, help="architecture of a new model")
     model.add_argument("--freeze-encoder", action="store_true",
                        help="no LoRA: cache image embeddings once and train the decoders only (fast on CPU)")
     model.add_argument("--cached-views", type=int, default=d.cached_views,
@@ -92,7 +93,7 @@ def register(sub) -> None:
     recipe.add_argument("--dice-weight", type=float, default=d.dice_weight, help="d in (1-d) CE + d Dice")
     recipe.add_argument("--stage-weights", default=d.stage_weights, choices=("paper", "release"),
                         help="stage-1 weight schedule: paper 0.8*exp(-0.005*epoch), or the released code's")
-    recipe.add_argument("--stage-weights-over", default=d.stage_weights_over, choices=("run", "epochs"),
+    recipe.add_argument("--stage-weights-over", default=d.stage_weights_over, choices=STAGE_WEIGHTS_OVER,
                         help="run (default): the schedule's 300 epochs spread over this run, so stage 2 takes over "
                         "by its end; epochs: read at this run's epoch index, as written")
     recipe.add_argument("--early-stop", type=int, metavar="EPOCHS",

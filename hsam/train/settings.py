@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from .schedule import STAGE_WEIGHTS, STAGE_WEIGHTS_OVER
+
 # Settings that change the numbers a run produces: a resumed run must use the same ones.
 RESULT_SETTINGS = (
     "base", "checkpoint", "lora_rank", "mode", "label_map", "val_cases", "slice_fraction", "empty_slice_fraction",
@@ -72,8 +74,8 @@ class TrainSettings:
             (self.batch_size >= 1 and self.accumulate >= 1, "--batch-size and --accumulate must be at least 1"),
             (self.lr > 0, "--lr must be positive"),
             (0 <= self.dice_weight <= 1, "--dice-weight must be in [0, 1]"),
-            (self.stage_weights in ("paper", "release"), "--stage-weights must be 'paper' or 'release'"),
-            (self.stage_weights_over in ("run", "epochs"), "--stage-weights-over must be 'run' or 'epochs'"),
+            (self.stage_weights in STAGE_WEIGHTS, "--stage-weights must be 'paper' or 'release'"),
+            (self.stage_weights_over in STAGE_WEIGHTS_OVER, "--stage-weights-over must be 'run' or 'epochs'"),
             (self.cached_views >= 1, "--cached-views must be at least 1"),
             (self.val_slices >= 1, "--val-slices must be at least 1"),
             (self.progress in ("tqdm", "jsonl", "none"), "--progress must be tqdm, jsonl or none"),

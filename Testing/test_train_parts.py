@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from scipy.ndimage import binary_dilation
 
 from hsam.train.augment import AugmentSettings, augment_slice
 from hsam.train.dataset import SliceSet, augmented_batch, pick_slices, validation_slices
@@ -45,6 +46,29 @@ def test_augmentation_changes_the_slice_and_jitter_stays_in_range():
     outs = [augment_slice(image, label, np.random.default_rng(s), jitter)[0] for s in range(10)]
     assert all(o.min() >= 0 and o.max() <= 1 for o in outs)
     assert any(not np.array_equal(o, image) for o in outs)
+
+
+def test_organ_jitter_shifts_each_organ_by_its_own_amount_and_leaves_the_rest():
+    image = np.full((64, 64), 0.4, dtype=np.float32)
+    label = np.zeros((64, 64), dtype=np.uint8)
+    label[10:30, 10:30], label[36:56, 36:56] = 1, 5
+    organs = AugmentSettings(rotate_p=0, scale_p=0, elastic_p=0, organ_jitter=0.2, organ_jitter_p=1.0)
+    shifted = [augment_slice(image, label, np.random.default_rng(s), organs)[0] for s in range(8)]
+    for out in shifted:
+        inner1, inner5 = out[15:25, 15:25], out[41:51, 41:51]
+        assert np.ptp(inner1) < 1e-6 and np.ptp(inner5) < 1e-6  # one shift per organ
+        assert abs(inner1[0, 0] - 0.4) <= 0.2 + 1e-6 and abs(inner5[0, 0] - 0.4) <= 0.2 + 1e-6
+        assert np.allclose(out[label == 0][:100], 0.4)  # far from organs nothing moves
+        assert out.min() >= 0 and out.max() <= 1
+    assert len({round(float(o[20, 20] - o[46, 46]), 4) for o in shifted}) > 4  # organs move apart, not together
+    # Drawn after the geometric transform: the same seed moves the slice the same way with or without it, so views
+    # made without it (and their stored embeddings) stay what they were.
+    ramp = np.tile(np.linspace(0, 1, 64, dtype=np.float32), (64, 1))
+    for s in range(5):
+        a_image, a_label = augment_slice(ramp, label, np.random.default_rng(s), AugmentSettings())
+        b_image, b_label = augment_slice(ramp, label, np.random.default_rng(s), AugmentSettings(organ_jitter=0.2))
+        far = ~binary_dilation(a_label > 0, np.ones((3, 3)), iterations=5)  # beyond the reach of the softened organ edges
+        assert np.array_equal(a_label, b_label) and np.array_equal(a_image[far], b_image[far])
 
 
 def _volume(name, depth=40, organ_slices=range(10, 30)):
@@ -148,6 +172,9 @@ def test_stage_weights_over_is_a_cli_flag_and_is_checked(tmp_path):
     assert over("--stage-weights-over", "epochs").stage_weights_over == "epochs"
     with pytest.raises(TrainingError, match="--stage-weights-over"):
         TrainSettings(out=str(tmp_path), stage_weights_over="steps").validate()
+    assert over().organ_jitter == 0.0 and over("--organ-jitter", "0.15").organ_jitter == 0.15
+    with pytest.raises(TrainingError, match="--organ-jitter must be in"):
+        TrainSettings(out=str(tmp_path), organ_jitter=0.8).validate()
 
 
 def test_a_state_from_before_a_setting_existed_resumes_with_what_it_was_trained_with(tmp_path):
@@ -157,6 +184,7 @@ def test_a_state_from_before_a_setting_existed_resumes_with_what_it_was_trained_
     from hsam.train.checkpoint import check_same_settings
 
     old = {"lr": 0.002}
-    check_same_settings(old, {"lr": 0.002, "ema": 0.0, "stage_weights_over": "epochs"}, tmp_path)
+    check_same_settings(old, {"lr": 0.002, "ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0},
+                        tmp_path)
     with pytest.raises(TrainingError, match="stage_weights_over: 'epochs' then, 'run' now"):
         check_same_settings(old, {"lr": 0.002, "ema": 0.0, "stage_weights_over": "run"}, tmp_path)

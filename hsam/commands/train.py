@@ -16,7 +16,8 @@ def settings_from_args(args: argparse.Namespace):
         label_map=args.label_map, checkpoint=args.checkpoint, model_id=args.id, lora_rank=args.lora_rank,
         mode=args.mode, val_cases=args.val_cases, slice_fraction=args.slice_fraction,
         empty_slice_fraction=args.empty_slices, val_slices=args.val_slices, augment=not args.no_augment,
-        intensity_jitter=args.intensity_jitter, epochs=args.epochs, batch_size=args.batch_size,
+        intensity_jitter=args.intensity_jitter, organ_jitter=args.organ_jitter, epochs=args.epochs,
+        batch_size=args.batch_size,
         accumulate=args.accumulate, lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps,
         dice_weight=args.dice_weight, stage_weights=args.stage_weights,
         stage_weights_over=args.stage_weights_over, early_stop=args.early_stop, ema=args.ema,
@@ -62,6 +63,9 @@ def register(sub) -> None:
                       help="evenly spaced slices per validation case (default %(default)s)")
     data.add_argument("--no-augment", action="store_true", help="no rotation / scaling / elastic deformation")
     data.add_argument("--intensity-jitter", action="store_true", help="also jitter contrast and brightness")
+    data.add_argument("--organ-jitter", type=float, default=d.organ_jitter, metavar="SHIFT",
+                      help="also shift each organ's intensity by up to ±SHIFT of the normalised range (0.15 = 60 HU "
+                      "for CT), so cases of one contrast phase teach others; 0 (default): off")
 
     model = p.add_argument_group("model")
     model.add_argument("--base", default=d.base, help="model directory or installed id to fine-tune, or a "

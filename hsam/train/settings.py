@@ -10,7 +10,8 @@ from .schedule import STAGE_WEIGHTS, STAGE_WEIGHTS_OVER
 RESULT_SETTINGS = (
     "base", "checkpoint", "lora_rank", "mode", "label_map", "val_cases", "slice_fraction", "empty_slice_fraction",
     "epochs", "batch_size", "accumulate", "lr", "weight_decay", "warmup_steps", "dice_weight", "stage_weights",
-    "stage_weights_over", "freeze_encoder", "cached_views", "augment", "intensity_jitter", "val_slices", "seed",
+    "stage_weights_over", "freeze_encoder", "cached_views", "augment", "intensity_jitter", "organ_jitter",
+    "val_slices", "seed",
     "decoder_mlp_dim", "stage2", "cmattn", "mask_attention", "pixel_decoder", "precision", "ema",
 )
 
@@ -40,6 +41,7 @@ class TrainSettings:
     val_slices: int = 40  # per validation case, evenly spaced over the case
     augment: bool = True
     intensity_jitter: bool = False
+    organ_jitter: float = 0.0  # largest random shift of each organ's intensity (normalised units); 0: off
     # Optimisation (AdamW and the released schedule; method notes §10).
     epochs: int = 100
     batch_size: int = 8
@@ -76,6 +78,8 @@ class TrainSettings:
             (0 <= self.dice_weight <= 1, "--dice-weight must be in [0, 1]"),
             (self.stage_weights in STAGE_WEIGHTS, "--stage-weights must be 'paper' or 'release'"),
             (self.stage_weights_over in STAGE_WEIGHTS_OVER, "--stage-weights-over must be 'run' or 'epochs'"),
+            (0 <= self.organ_jitter <= 0.5, "--organ-jitter must be in [0, 0.5] (0.1 shifts a CT organ by up to "
+             "40 HU)"),
             (self.cached_views >= 1, "--cached-views must be at least 1"),
             (self.val_slices >= 1, "--val-slices must be at least 1"),
             (self.progress in ("tqdm", "jsonl", "none"), "--progress must be tqdm, jsonl or none"),

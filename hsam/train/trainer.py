@@ -110,7 +110,8 @@ class Trainer:
             self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda"
                                                else None)
         self.size = self.model.img_size
-        self.augment = AugmentSettings(intensity_jitter=s.intensity_jitter) if s.augment else None
+        self.augment = AugmentSettings(intensity_jitter=s.intensity_jitter, organ_jitter=s.organ_jitter) \
+            if s.augment else None
         n = len(self.data.train_slices)
         self.global_batch = s.batch_size * s.accumulate * self.world.size
         if n < self.global_batch:

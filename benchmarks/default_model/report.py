@@ -1,6 +1,6 @@
 """The cross-validation and ablation report from the results of ``crossval.py``.
 
-    python benchmarks/default_model/report.py --work /tmp/hsam-crossval [--recipe default|epoch-weights|short]
+    python benchmarks/default_model/report.py --work /tmp/hsam-crossval [--recipe RECIPE]
 
 Copies each variant's per-case metrics (``hsam evaluate``'s metrics.csv of every fold, concatenated) to
 ``crossval/<recipe>/<variant>.csv`` beside this script and writes ``crossval/<recipe>/README.md``. Variants whose

@@ -8,7 +8,8 @@ STORE=${STORE:-/tmp/default_model/embedding-store}
 DATA=../shared/data/btcv_synapse/256
 hsam train --cases benchmarks/default_model/manifest.json --base litemedsam --out "$OUT" --id hsam-abdomen-ct \
     --freeze-encoder --embedding-store "$STORE" --slice-fraction 0.15 --cached-views 4 --intensity-jitter \
-    --epochs 30 --batch-size 8 --lr 0.002 --val-slices 48 --ema 0.98 --precision bf16 --stage-weights-over epochs
+    --epochs 30 --batch-size 8 --lr 0.002 --val-slices 48 --ema 0.98 --precision bf16 --stage-weights-over epochs \
+    --organ-jitter 0.2
 python benchmarks/default_model/bundle.py "$OUT"
 hsam evaluate hsam-abdomen-ct --images $DATA/case0026_ct.nii.gz $DATA/case0027_ct.nii.gz \
     --labels $DATA/case0026_label.nii.gz $DATA/case0027_label.nii.gz \

@@ -35,7 +35,7 @@ LIMITATIONS = [
     "Frozen encoder, CPU training budget (630 steps): a starting point to correct and fine-tune on a site's own "
     "cases, not a clinical tool. The gallbladder is the least reliable organ (Dice 0.58 on one of the two held-out "
     "cases, 0 on 4 of the 12 cross-validation test cases), then the pancreas and the aorta.",
-    "Contrast phase: a strongly enhanced (arterial-phase) scan unlike the training cases can lose whole organs "
+    "Contrast phase: a scan more strongly enhanced than the training cases can lose whole organs "
     "(cross-validation: case0006, mean Dice 0.11 to 0.16).",
     "Data origin: BTCV (Synapse multi-organ), research use only; not for clinical decisions.",
 ]

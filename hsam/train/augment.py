@@ -12,7 +12,7 @@ directions, which keeps whole organs in view on the few slices of a few-shot run
 
 The organ jitter shifts each labelled organ's intensity by its own random amount. Contrast phase moves organs
 apart, not together: in the BTCV cases the median liver lies between 29 and 142 HU and the kidneys reach 262 HU in
-an arterial-phase scan, so a few training cases of one phase leave a model blind to another. A global
+the most enhanced scan, so a few training cases of one phase leave a model blind to another. A global
 contrast/brightness change cannot imitate that; a per-organ shift can, because the label says where each organ is.
 """
 from __future__ import annotations

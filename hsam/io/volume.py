@@ -6,9 +6,11 @@ from typing import Union
 
 import SimpleITK as sitk
 
+from .data_size import check_data_size
+from .dicom import read_dicom_series
+from .errors import TruncatedError, VolumeError
 
-class VolumeError(ValueError):
-    """An input volume cannot be used; the message says what to do."""
+__all__ = ["VolumeError", "TruncatedError", "read_image", "check_scalar_3d"]
 
 
 def read_image(path: Union[str, Path]) -> sitk.Image:
@@ -17,14 +19,15 @@ def read_image(path: Union[str, Path]) -> sitk.Image:
     if not path.exists():
         raise VolumeError(f"{path}: no such file or folder")
     if path.is_dir():
-        image = _read_dicom_series(path)
+        image = read_dicom_series(path)
     else:
+        check_data_size(path)
         try:
             image = sitk.ReadImage(str(path))
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
-            raise VolumeError(f"{path}: cannot be read as an image ({first[:200]}); give a NIfTI, NRRD, MHA file or "
-                              "a DICOM series folder") from None
+            raise VolumeError(f"{path}: cannot be read as an image ({first[:200]}); give a complete NIfTI, NRRD, "
+                              "MHA file or a DICOM series folder") from None
     return check_scalar_3d(image, path)
 
 
@@ -40,18 +43,3 @@ def check_scalar_3d(image: sitk.Image, source: Union[str, Path]) -> sitk.Image:
     if min(image.GetSize()) < 2:
         raise VolumeError(f"{source}: a single slice ({image.GetSize()}); a 3D volume is needed")
     return image
-
-
-def _read_dicom_series(folder: Path) -> sitk.Image:
-    reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder)) or []
-    if not series:
-        raise VolumeError(f"{folder}: no DICOM series found in this folder")
-    if len(series) > 1:
-        raise VolumeError(f"{folder}: holds {len(series)} DICOM series; put one series per folder")
-    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(folder), series[0]))
-    try:
-        return reader.Execute()
-    except RuntimeError as exc:
-        raise VolumeError(f"{folder}: the DICOM series cannot be read ({str(exc).strip().splitlines()[-1][:200]})") \
-            from None

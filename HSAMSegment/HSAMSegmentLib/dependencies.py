@@ -95,6 +95,10 @@ def packageInfo(python: str, timeout: float = 60.0) -> str:
     """``pip show`` of every required package, in the engine's Python."""
     import subprocess
 
+    from .worker import childProcessOptions, utf8Environment
+
     names = [r.name for r in readRequirements()]
-    result = subprocess.run([python, "-m", "pip", "show", *names], capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run([python, "-m", "pip", "show", *names], capture_output=True, text=True,
+                            encoding="utf-8", errors="replace", env=utf8Environment(), timeout=timeout,
+                            **childProcessOptions())
     return (result.stdout + result.stderr).strip()

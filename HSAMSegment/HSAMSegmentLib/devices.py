@@ -6,6 +6,8 @@ import subprocess
 import sys
 from typing import List
 
+from .worker import childProcessOptions
+
 
 def nvidiaGpuNames(timeout: float = 5.0) -> List[str]:
     """GPU names from ``nvidia-smi -L`` ("GPU 0: NVIDIA ... (UUID: ...)"); empty without a driver."""
@@ -13,7 +15,8 @@ def nvidiaGpuNames(timeout: float = 5.0) -> List[str]:
     if smi is None:
         return []
     try:
-        out = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=timeout).stdout
+        out = subprocess.run([smi, "-L"], capture_output=True, text=True, errors="replace", timeout=timeout,
+                             **childProcessOptions()).stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [line.split(":", 1)[1].split("(UUID")[0].strip() for line in out.splitlines()

@@ -4,6 +4,10 @@ GUI-free and non-blocking: the caller polls ``events()``/``poll()`` (a QTimer in
 Cancel asks the whole process group to stop (the engine finishes its current batch and removes partial output),
 then kills the group if it has not stopped after a grace period, so launchers such as PythonSlicer never leave
 an orphaned Python process behind.
+
+Every child process the modules start (engine, ``nvidia-smi``, ``pip show``, ``taskkill``) takes its platform
+options from ``childProcessOptions``: on Windows a console program started from Slicer (a GUI program) would
+otherwise open a console window, and closing that window kills the run.
 """
 import json
 import os
@@ -13,10 +17,52 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from typing import Dict, List, Optional, Sequence
 
 ENGINE_ERROR_PREFIX = "hsam: error:"
 STDERR_LINES_KEPT = 200
+
+# Windows API values (winbase.h / winuser.h), also used to build the options on other systems for tests.
+STARTF_USESHOWWINDOW = 0x00000001
+SW_HIDE = 0
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+
+
+def childProcessOptions(platform: str = sys.platform, ownProcessGroup: bool = False) -> dict:
+    """Keyword arguments for ``subprocess.Popen``/``run`` that start a child process hidden, as
+    ``slicer.util.launchConsoleProcess`` does: on Windows a console that is created hidden (STARTUPINFO with
+    SW_HIDE). Not CREATE_NO_WINDOW: that gives the child no console at all, so each console program it starts in
+    turn (PythonSlicer's real Python, DataLoader workers, nvidia-smi) would open a visible window of its own;
+    a hidden console is inherited by them.
+
+    ``ownProcessGroup``: the child and everything it starts can be stopped together (a new process group on
+    Windows, a new session on POSIX)."""
+    if platform == "win32":
+        info = _startupInfo()
+        info.dwFlags |= STARTF_USESHOWWINDOW
+        info.wShowWindow = SW_HIDE
+        options = {"startupinfo": info}
+        if ownProcessGroup:
+            options["creationflags"] = CREATE_NEW_PROCESS_GROUP
+        return options
+    return {"start_new_session": True} if ownProcessGroup else {}
+
+
+def utf8Environment(env: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """``env`` (default: this process's environment) with a Python child's standard streams in UTF-8: the
+    caller decodes them as UTF-8, while Python on Windows would otherwise write the console's code page
+    (cp1252...)."""
+    env = dict(os.environ if env is None else env)
+    env["PYTHONIOENCODING"] = "utf-8"
+    return env
+
+
+def _startupInfo():
+    # subprocess.STARTUPINFO exists only on Windows; elsewhere (checking the Windows options) a record with its
+    # two fields that matter here.
+    startupInfoClass = getattr(subprocess, "STARTUPINFO", None)
+    return startupInfoClass() if startupInfoClass else types.SimpleNamespace(dwFlags=0, wShowWindow=0)
 
 
 class WorkerProcess:
@@ -38,7 +84,8 @@ class WorkerProcess:
             raise RuntimeError("this worker was already started")
         self._process = subprocess.Popen(
             self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
-            cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1, **_ownProcessGroup())
+            cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1,
+            **childProcessOptions(ownProcessGroup=True))
         self._readers = [threading.Thread(target=self._readStdout, daemon=True),
                          threading.Thread(target=self._readStderr, daemon=True)]
         for reader in self._readers:
@@ -112,7 +159,8 @@ class WorkerProcess:
             return
         if sys.platform == "win32":
             # /T: the launcher's children too (PythonSlicer.exe starts the real Python as a child)
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True)
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True,
+                           **childProcessOptions())
         else:
             _signalGroup(self._process.pid, signal.SIGKILL)
 
@@ -136,12 +184,6 @@ class WorkerProcess:
             if line.startswith(ENGINE_ERROR_PREFIX):
                 return line[len(ENGINE_ERROR_PREFIX):].strip()
         return lines[-1].strip() if lines else ""
-
-
-def _ownProcessGroup() -> dict:
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}
 
 
 def _signalGroup(pid: int, sig: int) -> None:

@@ -1,9 +1,13 @@
 """One engine command in a child process: JSON-lines events from stdout, the error text from stderr.
 
 GUI-free and non-blocking: the caller polls ``events()``/``poll()`` (a QTimer in Slicer, a loop in scripts).
-Cancel asks the whole process group to stop (the engine finishes its current batch and removes partial output),
-then kills the group if it has not stopped after a grace period, so launchers such as PythonSlicer never leave
-an orphaned Python process behind.
+
+Cancel works the same on every OS: it creates the stop file whose path the child received in ``HSAM_STOP_FILE``
+(the engine polls it between steps, saves a training checkpoint, removes partial output and exits with 3); on
+POSIX it also sends SIGTERM to the process group. Windows has no SIGTERM for a child process, which is why the
+file is the request every OS shares. Only when the process has not ended after a grace period (training needs
+time to save) is the whole tree killed, so launchers such as PythonSlicer never leave an orphaned Python process
+behind.
 
 Every child process the modules start (engine, ``nvidia-smi``, ``pip show``, ``taskkill``) takes its platform
 options from ``childProcessOptions``: on Windows a console program started from Slicer (a GUI program) would
@@ -12,16 +16,22 @@ otherwise open a console window, and closing that window kills the run.
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 ENGINE_ERROR_PREFIX = "hsam: error:"
 STDERR_LINES_KEPT = 200
+STOP_FILE_VARIABLE = "HSAM_STOP_FILE"  # the engine's name for it (hsam/stop.py)
+STOP_FILE_NAME = "stop-request"
+EXIT_STOPPED = 3  # the engine's exit code after a stop request
 
 # Windows API values (winbase.h / winuser.h), also used to build the options on other systems for tests.
 STARTF_USESHOWWINDOW = 0x00000001
@@ -66,13 +76,20 @@ def _startupInfo():
 
 
 class WorkerProcess:
+    # SIGTERM reaches the engine even between two polls of the stop file; False exercises the Windows path.
+    signalOnCancel = sys.platform != "win32"
+
     def __init__(self, args: Sequence[str], env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None,
                  cancelGraceSeconds: float = 10.0):
+        """``env``: the child's environment (default: this process's), to which the worker adds UTF-8 streams
+        and ``HSAM_STOP_FILE``. ``cancelGraceSeconds``: how long a cancelled process may take to stop."""
         self.args = list(args)
         self.env = env
         self.cwd = cwd
         self.cancelGraceSeconds = cancelGraceSeconds
         self.cancelRequested = False
+        self.stopFile: Optional[Path] = None
+        self._stopFolder: Optional[str] = None
         self._process = None
         self._events = queue.Queue()
         self._stderr: List[str] = []
@@ -82,10 +99,19 @@ class WorkerProcess:
     def start(self) -> None:
         if self._process is not None:
             raise RuntimeError("this worker was already started")
-        self._process = subprocess.Popen(
-            self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env,
-            cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1,
-            **childProcessOptions(ownProcessGroup=True))
+        # A fresh folder per process: the stop file must not exist when the engine starts, and is never shared.
+        self._stopFolder = tempfile.mkdtemp(prefix="hsam-stop-")
+        self.stopFile = Path(self._stopFolder) / STOP_FILE_NAME
+        env = utf8Environment(self.env)
+        env[STOP_FILE_VARIABLE] = str(self.stopFile)
+        try:
+            self._process = subprocess.Popen(
+                self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1,
+                **childProcessOptions(ownProcessGroup=True))
+        except BaseException:
+            self._removeStopFolder()
+            raise
         self._readers = [threading.Thread(target=self._readStdout, daemon=True),
                          threading.Thread(target=self._readStderr, daemon=True)]
         for reader in self._readers:
@@ -134,6 +160,7 @@ class WorkerProcess:
             return None
         for reader in self._readers:
             reader.join(timeout=5)
+        self._removeStopFolder()
         return code
 
     @property
@@ -144,23 +171,31 @@ class WorkerProcess:
         return self._process is not None and self.poll() is None
 
     def cancel(self) -> None:
-        """Ask the process group to stop (non-blocking); ``poll()`` kills it if it takes too long."""
+        """Ask the process to stop (non-blocking): the stop file, and SIGTERM to its group on POSIX. ``poll()``
+        kills the whole tree once ``cancelGraceSeconds`` have passed."""
         self.cancelRequested = True
-        if not self.isRunning():
+        if not self.isRunning() or self._killDeadline is not None:
             return
         self._killDeadline = time.monotonic() + self.cancelGraceSeconds
-        if sys.platform == "win32":
-            self.kill()  # no SIGTERM there; the engine writes through temporary files, so nothing partial stays
-        else:
+        try:
+            self.stopFile.write_text("stop requested\n", encoding="utf-8")
+        except OSError:
+            if sys.platform == "win32":  # no other way to ask; the engine writes through temporary files
+                self.kill()
+                return
+        if self.signalOnCancel:
             _signalGroup(self._process.pid, signal.SIGTERM)
 
     def kill(self) -> None:
+        """End the process and everything it started, now."""
         if self._process is None or self._process.poll() is not None:
             return
         if sys.platform == "win32":
             # /T: the launcher's children too (PythonSlicer.exe starts the real Python as a child)
-            subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True,
-                           **childProcessOptions())
+            result = subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True,
+                                    timeout=30, **childProcessOptions())
+            if result.returncode != 0 and self._process.poll() is None:
+                self._process.kill()  # at least the process itself
         else:
             _signalGroup(self._process.pid, signal.SIGKILL)
 
@@ -184,6 +219,11 @@ class WorkerProcess:
             if line.startswith(ENGINE_ERROR_PREFIX):
                 return line[len(ENGINE_ERROR_PREFIX):].strip()
         return lines[-1].strip() if lines else ""
+
+    def _removeStopFolder(self) -> None:
+        if self._stopFolder is not None:
+            shutil.rmtree(self._stopFolder, ignore_errors=True)
+            self._stopFolder = None
 
 
 def _signalGroup(pid: int, sig: int) -> None:

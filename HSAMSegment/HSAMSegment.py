@@ -95,6 +95,8 @@ class HSAMSegmentWidget(EngineModuleWidget):
         self.ui.modelSelector.currentIndexChanged.connect(self.onModelChanged)
         self.ui.refreshModelsButton.clicked.connect(self.refreshModels)
         self.ui.organsList.itemChanged.connect(self.onOrgansChanged)
+        self.ui.allOrgansButton.clicked.connect(lambda: self.setAllOrgansChecked(True))
+        self.ui.noOrgansButton.clicked.connect(lambda: self.setAllOrgansChecked(False))
         self.ui.editButton.clicked.connect(self.onEditButton)
         self.ui.addTrainingCaseButton.clicked.connect(self.onAddTrainingCaseButton)
         self.ui.modelsFolderSelector.currentPathChanged.connect(self.onModelsFolderChanged)
@@ -259,6 +261,14 @@ class HSAMSegmentWidget(EngineModuleWidget):
         items = [self.ui.organsList.item(row) for row in range(self.ui.organsList.count)]
         checked = [i.text() for i in items if i.checkState() == qt.Qt.Checked]
         self._parameterNode.organs = [] if len(checked) == len(items) else checked
+
+    def setAllOrgansChecked(self, checked: bool) -> None:
+        """All / None: every organ at once, as one change of the organ choice."""
+        self.ui.organsList.blockSignals(True)
+        for row in range(self.ui.organsList.count):
+            self.ui.organsList.item(row).setCheckState(qt.Qt.Checked if checked else qt.Qt.Unchecked)
+        self.ui.organsList.blockSignals(False)
+        self.onOrgansChanged()
 
     # After segmenting
 

@@ -417,6 +417,9 @@ class HSAMTrainWidget(EngineModuleWidget):
             self._plotView = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotViewNode", "HSAM training view")
         self._plotView.SetPlotChartNodeID(self._plot.chart.GetID())
         self.plotWidget.setMRMLPlotViewNode(self._plotView)
+        for section in (self.ui.casesCollapsibleButton, self.ui.modelCollapsibleButton,
+                        self.ui.settingsCollapsibleButton):
+            section.collapsed = True  # disabled during the run: the progress and plots move up into view
         self.ui.progressCollapsibleButton.collapsed = False
         self.showState(ProcessingState.STARTING)
         slicer.app.processEvents()

@@ -44,6 +44,7 @@ def _to_classes(reference: np.ndarray, label_map, source: Path) -> np.ndarray:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation.geometry import align_reference
     from ..evaluation.metrics import score_organs
     from ..evaluation.report import case_names, markdown, write_csv
     from ..io.volume import read_image
@@ -80,15 +81,16 @@ def run(args: argparse.Namespace) -> int:
         label_map = load_label_map(args.label_map, [{"value": v, "name": n} for v, n in names.items()])
     results = {}
     for case, pred, label_path in zip(cases, predictions, labels):
-        ref = read_image(label_path)
-        if pred.GetSize() != ref.GetSize():
-            raise ValueError(f"{label_path}: grid {ref.GetSize()} differs from the prediction's {pred.GetSize()}")
-        spacing_kji = ref.GetSpacing()[::-1]
+        ref, inside = align_reference(read_image(label_path), pred, str(label_path),
+                                      lambda m: print(m, file=sys.stderr))
+        spacing_kji = pred.GetSpacing()[::-1]
         reference = sitk.GetArrayFromImage(ref).astype(np.int32)
         if label_map is not None:
             reference = _to_classes(reference, label_map, label_path)
-        results[case] = score_organs(sitk.GetArrayFromImage(pred).astype(np.int32), reference, list(names),
-                                     spacing_kji)
+        prediction = sitk.GetArrayFromImage(pred).astype(np.int32)
+        if inside is not None:
+            prediction[~inside] = 0  # score only where the reference says something
+        results[case] = score_organs(prediction, reference, list(names), spacing_kji)
     table = markdown(results, names)
     print(table)
     if args.out:

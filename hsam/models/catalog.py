@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .safe_path import UnsafeNameError, contained, name_problem
+
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
 FORMAT = "hsam-catalog/1"
 INSTALL_KIND = {"weights-file": "base-weights", "wheel": "base-weights", "model-zip": "model",
@@ -105,15 +107,27 @@ def _entry(item: Dict, source: Path) -> CatalogEntry:
             backbone=str(item["backbone"]), labels=tuple(str(name) for name in item["labels"]),
             license=str(item["license"]), install=install, files=files,
             requires=tuple(check_name(r, "required id") for r in item["requires"]),
-            path=source.parent / item["path"] if install == "bundled" else None,
-            wheel=(item["wheel"]["distribution"], item["wheel"]["path"]) if install == "wheel" else None)
+            path=contained(source.parent, item["path"], "bundled model path", flat=False)
+            if install == "bundled" else None,
+            wheel=(item["wheel"]["distribution"], _wheel_file(item["wheel"]["path"], where))
+            if install == "wheel" else None)
     except KeyError as exc:
         raise CatalogError(f"{where} lacks {exc.args[0]!r}") from None
     except (TypeError, AttributeError) as exc:
         raise CatalogError(f"{where} is malformed ({exc})") from None
+    except (UnsafeNameError, CatalogError) as exc:  # say which catalog and entry, once
+        message = str(exc)
+        raise CatalogError(message if message.startswith(where) else f"{where}: {message}") from None
     if install in DOWNLOADED and not files:
         raise CatalogError(f"{where}: names no file to download")
     return entry
+
+
+def _wheel_file(inside: str, where: str) -> str:
+    problem = name_problem(inside, flat=False)
+    if problem:
+        raise CatalogError(f"{where}: wheel path {inside!r} refused: it {problem}")
+    return inside
 
 
 def _file(item: Dict, where: str, needs_url: bool) -> RemoteFile:

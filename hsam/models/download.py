@@ -16,6 +16,7 @@ from ..progress import ConsoleReporter, Reporter
 from .catalog import RemoteFile
 from .filelock import FileLock
 from .gdrive import confirmation_request
+from .safe_path import contained
 
 CHUNK = 1 << 16
 # Servers may compress on the fly; byte ranges and sizes only make sense on the file's own bytes.
@@ -51,16 +52,17 @@ def download(file: RemoteFile, folder: Union[str, Path], reporter: Optional[Repo
     folder = Path(folder)
     if not file.sha256 and not trust_unpinned:
         raise unpinned_refusal(file.name)
+    # The name is the catalog's, never the server's (a Content-Disposition header or the URL's last part).
+    target = contained(folder, file.name, "catalog file name")
     folder.mkdir(parents=True, exist_ok=True)
-    target = folder / file.name
-    lock = FileLock(folder / f"{file.name}.lock",
+    lock = FileLock(contained(folder, f"{file.name}.lock", "lock file"),
                     on_wait=lambda: reporter.log(f"{file.name}: another process is downloading it; waiting"))
     with lock:
         if target.is_file() and _accept_present(target, file, reporter):
             return target
         if not file.url:
             raise DownloadError(f"{file.name}: not in {folder} and has no download address")
-        part = folder / f"{file.name}.part"
+        part = contained(folder, f"{file.name}.part", "partial download")
         with requests.Session() as session:  # trust_env: proxies and CA bundle from the environment
             session.headers.update(HEADERS)
             _fetch(session, file, part, reporter, lock, timeout, retries, backoff)

@@ -19,6 +19,7 @@ from .card import CARD_FILE, WEIGHTS_FILE, ModelCardError, read_card, write_json
 from .catalog import CatalogEntry, RemoteFile, check_name, load_catalog
 from .download import download
 from .filelock import FileLock
+from .safe_path import UnsafeNameError, contained, name_problem
 from .verify import card_file_names, entry_checks, file_problem
 
 
@@ -56,7 +57,8 @@ def plan_download(model_id: str) -> List[PlannedFile]:
         if entry.kind == "model" and _is_installed(entry):
             continue
         folder = file_folder(entry)
-        plan += [PlannedFile(entry.id, f, folder, (folder / f.name).is_file()) for f in entry.files if f.url]
+        plan += [PlannedFile(entry.id, f, folder, contained(folder, f.name, 'catalog file name').is_file())
+                 for f in entry.files if f.url]
     return plan
 
 
@@ -125,17 +127,19 @@ def _import_dir(source: Path, model_id: Optional[str], force: bool, version: Opt
     if WEIGHTS_FILE not in names or not card["files"][WEIGHTS_FILE]:
         raise ModelCardError(f"{source / CARD_FILE}: gives no sha256 for {WEIGHTS_FILE}, so it cannot be verified")
     for name in names:
-        problem = file_problem(source / name, card["files"][name])
+        path = contained(source, name, "model card file")
+        problem = file_problem(path, card["files"][name])
         if problem:
-            raise CheckpointError(f"import refused: {source / name}: {problem}")
+            raise CheckpointError(f"import refused: {path}: {problem}")
     model_id = model_id or check_name(card["id"], "model id")
     version = version or check_name(str(card.get("version") or "1"), "version")
     base = card["backbone_weights"].get("filename")
-    names += [base] if base and (source / base).is_file() else []  # base weights kept next to the model
+    if base is not None:  # base weights may be kept next to the model
+        names += [base] if contained(source, base, "backbone_weights.filename").is_file() else []
     staging = _staging(model_id, version)
     try:
         for name in [CARD_FILE, *names]:
-            shutil.copyfile(source / name, staging / name)
+            shutil.copyfile(contained(source, name, "model file"), contained(staging, name, "model file"))
         if (card["id"], card.get("version")) != (model_id, version):
             write_json_atomic(staging / CARD_FILE, dict(card, id=model_id, version=version))
     except BaseException:
@@ -152,18 +156,28 @@ def _import_zip(path: Path, model_id: Optional[str], force: bool, version: Optio
         try:
             for info in archive.infolist():
                 if root in PurePosixPath(info.filename).parents and not info.is_dir():
-                    archive.extract(info, unpacked)
+                    _unpack(archive, info, unpacked)
             return _import_dir(unpacked / root, model_id, force, version)
         finally:
             shutil.rmtree(unpacked)
 
 
+def _unpack(archive: zipfile.ZipFile, info: zipfile.ZipInfo, folder: Path) -> None:
+    """One checked entry, written by name rather than by ``ZipFile.extract``, which would quietly rename an
+    unsafe entry instead of refusing it."""
+    target = contained(folder, info.filename, "zip entry", flat=False)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with archive.open(info) as source, open(target, "xb") as out:
+        shutil.copyfileobj(source, out)
+
+
 def _zip_model_root(archive: zipfile.ZipFile, path: Path) -> PurePosixPath:
     for info in archive.infolist():
-        name = PurePosixPath(info.filename)
         symlink = (info.external_attr >> 16) & 0o170000 == 0o120000
-        if name.is_absolute() or ".." in name.parts or "\\" in info.filename or symlink:
-            raise CheckpointError(f"{path}: refused, the zip holds an unsafe entry {info.filename!r}")
+        problem = "it is a symlink" if symlink else \
+            name_problem(info.filename.rstrip("/") if info.is_dir() else info.filename, flat=False)
+        if problem:
+            raise UnsafeNameError(f"{path}: refused, the zip holds an unsafe entry {info.filename!r} ({problem})")
     cards = [PurePosixPath(i.filename) for i in archive.infolist() if PurePosixPath(i.filename).name == CARD_FILE]
     if len(cards) != 1:
         raise CheckpointError(f"{path}: holds {len(cards)} {CARD_FILE} files; a model zip holds one model directory")
@@ -176,7 +190,7 @@ def _import_checkpoint(path: Path, model_id: Optional[str], force: bool) -> Path
     for entry in catalog:
         for f in entry.files:
             if entry.install == "weights-file" and f.sha256 == digest:
-                return _copy_into(path, weights_dir() / f.name)
+                return _copy_into(path, contained(weights_dir(), f.name, "catalog file name"))
     try:
         backbone = inspect_release(load_torch_state(path), path)[0]
     except CheckpointError as exc:
@@ -211,7 +225,7 @@ def _base_weights_file(backbone: str) -> Path:
     if entry is None:
         raise CheckpointError(f"the model catalog lists no base weights for {backbone}")
     f = entry.files[0]
-    path = weights_dir() / f.name
+    path = contained(weights_dir(), f.name, "catalog file name")
     if not path.is_file():
         raise CheckpointError(f"converting needs {f.name} ({entry.title}): run `hsam models download {entry.id}`, or "
                               f"fetch {f.url} and put it in {weights_dir()}")

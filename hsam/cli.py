@@ -7,6 +7,7 @@ import sys
 from typing import List, Optional
 
 from .progress import EXIT_ERROR
+from .stop import EXIT_STOPPED, StopRequested, stop_on_terminate
 
 COMMANDS = ("info", "convert", "segment", "evaluate", "benchmark", "train", "models")
 
@@ -20,6 +21,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    try:
+        with stop_on_terminate():
+            return _run(argv)
+    except (KeyboardInterrupt, StopRequested):  # before a command installs its own handlers (e.g. importing torch)
+        print("hsam: stopped by request", file=sys.stderr)
+        return EXIT_STOPPED
+
+
+def _run(argv: Optional[List[str]]) -> int:
     from .model.weights import CheckpointError
     from .models.card import ModelCardError
 

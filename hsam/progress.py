@@ -6,17 +6,15 @@ Events: {"event": "progress", "done": n, "total": m, ...}, {"event": "log", "mes
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 from typing import Any, Optional, TextIO
 
+# The stop request lives in hsam.stop; these names stay importable from here for the commands that use them.
+from .stop import EXIT_STOPPED as EXIT_CANCELLED  # noqa: F401
+from .stop import StopRequest as StopFlag  # noqa: F401
+from .stop import StopRequested as Cancelled  # noqa: F401
+
 EXIT_ERROR = 1
-EXIT_CANCELLED = 3
-
-
-class Cancelled(Exception):
-    """The user asked to stop (SIGINT/SIGTERM or a cancel request)."""
 
 
 class Reporter:
@@ -72,24 +70,3 @@ class ConsoleReporter(Reporter):
 
 def make_reporter(kind: Optional[str]) -> Reporter:
     return JsonLinesReporter() if kind == "jsonl" else ConsoleReporter()
-
-
-class StopFlag:
-    """Set by SIGINT/SIGTERM (when installed) or by ``set()``; long loops call ``check()`` between steps."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def set(self, *_: Any) -> None:
-        self._event.set()
-
-    def is_set(self) -> bool:
-        return self._event.is_set()
-
-    def check(self) -> None:
-        if self._event.is_set():
-            raise Cancelled("cancelled")
-
-    def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, self.set)

@@ -1,13 +1,16 @@
 """Errors of a training job: bad inputs (reported before any training) and a requested stop."""
 from __future__ import annotations
 
+from ..stop import StopRequested
+
 
 class TrainingError(ValueError):
     """Training cannot start or go on; the message says what is wrong and what to do."""
 
 
-class TrainingStopped(Exception):
-    """Training stopped on request (SIGTERM/SIGINT) after saving a checkpoint; ``--resume`` continues it."""
+class TrainingStopped(StopRequested):
+    """Training stopped on request (SIGINT, SIGTERM or the stop file) after saving a checkpoint; ``--resume``
+    continues it."""
 
     def __init__(self, checkpoint: str, step: int) -> None:
         super().__init__(f"training stopped at step {step}; state saved to {checkpoint} (continue with --resume)")

@@ -22,6 +22,7 @@ from ..infer.slice_predictor import autocast_dtype
 from ..model.embedding_store import stored_encoder
 from ..models.card import CARD_FILE, write_json_atomic
 from ..models.model_dir import save_model, trainable_state
+from ..stop import StopRequest
 from ..model.weights import describe_mismatch
 from .augment import AugmentSettings
 from .card_summary import training_card
@@ -37,7 +38,6 @@ from .prepare import prepare_data
 from .progress import Progress
 from .schedule import default_warmup, learning_rate, schedule_epoch, stage1_weight
 from .settings import TrainSettings
-from .stop_signal import StopRequest
 from .validate import case_dice, summarize
 from .weight_average import WeightAverage
 

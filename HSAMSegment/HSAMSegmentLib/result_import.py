@@ -1,6 +1,6 @@
 """Putting the engine's ``.seg.nrrd`` into a segmentation node: one segment per organ of the model (also for
-organs not found), with the model's names, colors and SNOMED CT terminology, on the input volume's geometry,
-next to the input volume in the Subject Hierarchy, and with 3D surfaces when asked."""
+organs not found), with the model's names, colors and SNOMED CT terminology, on the input volume's geometry and
+under its parent transform, next to the input volume in the Subject Hierarchy, and with 3D surfaces when asked."""
 from pathlib import Path
 
 import slicer
@@ -33,8 +33,12 @@ def importSegmentation(path: Path, outputSegmentation, inputVolume, show3D: bool
     try:
         # DeepCopy keeps the file's shared label-map layer: one volume for all organs, not one per organ.
         outputSegmentation.GetSegmentation().DeepCopy(result.GetSegmentation())
-        outputSegmentation.SetReferenceImageGeometryParameterFromVolumeNode(inputVolume)
+        # The result is on the volume's own grid (the engine saw the volume without its parent transform), so the
+        # segmentation goes under the same transform. Transform first: the reference geometry is taken relative
+        # to the segmentation's parent transform, and set before it, the volume's transform would count twice
+        # (Segment Editor would then paint on a moved grid).
         outputSegmentation.SetAndObserveTransformNodeID(inputVolume.GetTransformNodeID())
+        outputSegmentation.SetReferenceImageGeometryParameterFromVolumeNode(inputVolume)
     finally:
         outputSegmentation.EndModify(wasModified)
     if outputSegmentation.GetDisplayNode() is None:

@@ -124,3 +124,12 @@ def test_labels_the_code_fills_wrap(path):
         if label.get("class") == "QLabel" and prop(label, "text") is None:
             wrap = prop(label, "wordWrap")
             assert wrap is not None and wrap.find("bool").text == "true", label.get("name")
+
+
+def test_segment_advanced_has_the_diagnostics_button():
+    root = parse(SEGMENT_UI)
+    for name in ("diagnosticsButton", "diagnosticsText"):
+        assert "advancedCollapsibleButton" in [w.get("name") for w in ancestors(root, name)], name
+    code = (REPO / "HSAMSegment" / "HSAMSegment.py").read_text(encoding="utf-8")
+    assert "self.ui.diagnosticsButton.clicked.connect(self.onDiagnosticsButton)" in code
+    assert "DiagnosticsCollector(" in code  # collected off the GUI thread (the engine imports torch)

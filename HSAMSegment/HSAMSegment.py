@@ -29,6 +29,7 @@ from HSAMSegmentLib import (
     segmentationModels,
 )
 from HSAMSegmentLib.dependencies import packageInfo, reinstallRequirements
+from HSAMSegmentLib.diagnostics import DiagnosticsCollector
 from HSAMSegmentLib.engine import engineAvailable
 from HSAMSegmentLib.job import ACTIVE_STATES
 from HSAMSegmentLib.module_widget import EngineModuleWidget
@@ -103,6 +104,7 @@ class HSAMSegmentWidget(EngineModuleWidget):
         self.ui.openModelsFolderButton.clicked.connect(self.onOpenModelsFolderButton)
         self.ui.clearModelsButton.clicked.connect(self.onClearModelsButton)
         self.ui.packageInfoButton.clicked.connect(self.onPackageInfoButton)
+        self.ui.diagnosticsButton.clicked.connect(self.onDiagnosticsButton)
         self.ui.reinstallButton.clicked.connect(self.onReinstallButton)
 
         self.initializeParameterNode()
@@ -322,6 +324,24 @@ class HSAMSegmentWidget(EngineModuleWidget):
         with slicer.util.tryWithErrorDisplay(_("Could not get package information."), waitCursor=True):
             self.ui.packageInfoText.plainText = packageInfo(self.logic.engine.python)
             self.ui.packageInfoText.visible = True
+
+    def onDiagnosticsButton(self) -> None:
+        """What a bug report needs, collected in the background (the engine imports torch: seconds)."""
+        self.ui.diagnosticsButton.enabled = False
+        version = f"{slicer.app.applicationVersion} r{getattr(slicer.app, 'revision', '?')} " \
+                  f"{getattr(slicer.app, 'platform', '')}".strip()
+        self._diagnostics = DiagnosticsCollector(self.logic.engine, version, self.ui.statusLog.plainText).start()
+        self._showDiagnosticsWhenDone()
+
+    def _showDiagnosticsWhenDone(self) -> None:
+        if not self._diagnostics.done:
+            qt.QTimer.singleShot(200, self._showDiagnosticsWhenDone)
+            return
+        qt.QApplication.clipboard().setText(self._diagnostics.text)
+        self.ui.diagnosticsText.plainText = self._diagnostics.text
+        self.ui.diagnosticsText.visible = True
+        self.ui.diagnosticsButton.enabled = True
+        self.addLog(_("Diagnostics copied to the clipboard: paste them into your bug report."))
 
     def onReinstallButton(self) -> None:
         if not slicer.util.confirmOkCancelDisplay(_("Force-reinstall HSAM's Python packages (not PyTorch)?")):

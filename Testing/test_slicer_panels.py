@@ -16,7 +16,7 @@ SEGMENT_UI = REPO / "HSAMSegment" / "Resources" / "UI" / "HSAMSegment.ui"
 TRAIN_UI = REPO / "HSAMTrain" / "Resources" / "UI" / "HSAMTrain.ui"
 RAW_HYPERPARAMETERS = ("sliceFractionSpinBox", "learningRateSpinBox", "loraRankSpinBox", "batchSizeSpinBox",
                        "freezeEncoderCheckBox")
-ORGAN_ROW_PX = 22  # a checkable list row with a color swatch in Slicer's default font
+ORGAN_ROW_PX = 27  # a checkable list row with a color swatch (Qt's Fusion style, 9 pt font)
 
 
 def parse(path: Path) -> ET.Element:

@@ -36,12 +36,41 @@ def readRequirements(path: Path = REQUIREMENTS_FILE) -> List[Requirement]:
     return requirements
 
 
-def isSatisfied(requirement: Requirement) -> bool:
+def installedVersion(name: str) -> Optional[str]:
+    """The installed version from the package's metadata (never imports it), or None."""
     try:
-        version = importlib.metadata.version(requirement.name)
+        return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
-        return False
-    return requirement.specifier.contains(version, prereleases=True)
+        return None
+
+
+def isSatisfied(requirement: Requirement) -> bool:
+    version = installedVersion(requirement.name)
+    # A local build tag (2.4.1+cu121) and pre-releases of a later version (2.6.0.dev...) both count.
+    return version is not None and requirement.specifier.contains(version, prereleases=True)
+
+
+def describeMissing(requirement: Requirement) -> str:
+    """"torch>=2.4 (1.13.1 is installed: too old)" or "torch>=2.4 (not installed)", for what the panel lists."""
+    version = installedVersion(requirement.name)
+    if version is None:
+        return f"{pipSpecifier(requirement)} (not installed)"
+    return f"{pipSpecifier(requirement)} ({version} is installed: too old)"
+
+
+def torchProblem(requirements: Optional[List[Requirement]] = None) -> str:
+    """Why the installed PyTorch cannot run the engine ("" when it can), from its metadata: importing torch into
+    Slicer's process would keep its files open and block upgrading it in the same session."""
+    requirements = readRequirements() if requirements is None else requirements
+    torch = next(r for r in requirements if r.name.lower() == TORCH)
+    version = installedVersion(TORCH)
+    if version is None:
+        return f"PyTorch is not installed; HSAM needs {pipSpecifier(torch)}."
+    if not isSatisfied(torch):
+        return (f"PyTorch {version} is installed, but HSAM needs {pipSpecifier(torch)}. To upgrade it: uninstall "
+                "PyTorch in the PyTorch Utils module, restart Slicer, then start HSAM again (it installs a recent "
+                "PyTorch).")
+    return ""
 
 
 def missingRequirements(requirements: Optional[List[Requirement]] = None) -> List[Requirement]:
@@ -67,17 +96,27 @@ def installRequirements(requirements: List[Requirement], log: Callable[[str], No
 
 
 def installTorch(versionSpecifier: str, log: Callable[[str], None]) -> None:
+    """Install or upgrade torch through PyTorch Utils when the installed one (checked from its metadata, not
+    imported) is missing or too old; raises InstallError when it still is afterwards."""
+    requirement = Requirement(TORCH + versionSpecifier)
+    if isSatisfied(requirement):
+        return
     try:
         import PyTorchUtils
     except ImportError:
         raise InstallError("HSAM needs the PyTorch extension: install 'PyTorch' from the Extensions Manager, "
                            "restart Slicer, then segment again.") from None
-    torchLogic = PyTorchUtils.PyTorchUtilsLogic()
-    if not torchLogic.torchInstalled():
-        log("Installing PyTorch with PyTorch Utils (this can take several minutes)...")
-        if torchLogic.installTorch(askConfirmation=False, torchVersionRequirement=versionSpecifier) is None:
-            raise InstallError("PyTorch could not be installed: open the PyTorch Utils module, install PyTorch "
-                               "there, restart Slicer, then segment again.")
+    installed = installedVersion(TORCH)
+    log(f"{'Installing' if installed is None else f'Upgrading PyTorch {installed} to'} PyTorch{versionSpecifier} "
+        "with PyTorch Utils (this can take several minutes)...")
+    # Not PyTorchUtils' torchInstalled(): it imports torch, and it accepts any version.
+    if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False,
+                                                     torchVersionRequirement=versionSpecifier) is None:
+        raise InstallError("PyTorch could not be installed: open the PyTorch Utils module, install PyTorch "
+                           "there, restart Slicer, then segment again.")
+    problem = torchProblem([requirement])
+    if problem:
+        raise InstallError(problem)
 
 
 def reinstallRequirements(log: Callable[[str], None] = print) -> None:

@@ -83,3 +83,21 @@ def test_missing_input_is_a_usage_error(tmp_path):
     run = render(tmp_path / "absent.nii.gz", tmp_path / "absent.seg.nrrd", cwd=tmp_path)
     assert run.returncode == 2
     assert "absent.nii.gz: no such file" in run.stderr
+
+
+def test_readme_and_extension_show_only_pictures_that_exist():
+    import re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", readme) + re.findall(r"<img [^>]*src=\"([^\"]+)\"", readme)
+    local = [p for p in shown if not p.startswith("http")]
+    assert "docs/images/result-3d.png" in local
+    for path in local:
+        assert (REPO / path).is_file(), f"README shows {path}, which does not exist"
+    cmake = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
+    urls = re.search(r'set\(EXTENSION_SCREENSHOTURLS "([^"]+)"\)', cmake).group(1).split()
+    assert urls
+    for url in urls:
+        path = re.sub(r"^https://raw\.githubusercontent\.com/[^/]+/[^/]+/main/", "", url)
+        assert path != url and (REPO / path).is_file(), f"{url} names no file of the repository"
+        assert (REPO / path).stat().st_size < 300_000

@@ -9,7 +9,7 @@ import pytest
 
 from slicer_train_fixtures import ORGANS, TINY, case_list, home, logic, scene_cases  # noqa: F401 (fixtures)
 
-from HSAMSegmentLib import SegmentLogic
+from HSAMSegmentLib import MODELS_CHANGED, SegmentLogic
 from HSAMTrainLib import CaseList, TrainingSettings
 from HSAMTrainLib.estimate import readMachineFactors
 
@@ -19,8 +19,13 @@ def test_fine_tune_register_and_segment_with_the_new_model(logic, home, scene_ca
     assert base.isModel and [c["name"] for c in base.classes] == ORGANS
     mapping = logic.suggestMapping(cases, base)
     assert all(mapping.targetOf(name) == name for name in ORGANS)
-    events = []
-    result = logic.train(cases, mapping, "tiny-base", "tiny-site", TrainingSettings(**TINY), events.append)
+    events, announced = [], []
+    MODELS_CHANGED.connect(announced.append)  # how both modules learn that there is a new model to list
+    try:
+        result = logic.train(cases, mapping, "tiny-base", "tiny-site", TrainingSettings(**TINY), events.append)
+    finally:
+        MODELS_CHANGED.disconnect(announced.append)
+    assert announced == ["model registered"]
 
     assert result.path == home / "models" / "tiny-site" / "1" and (result.path / "weights.safetensors").is_file()
     card = json.loads((result.path / "model.json").read_text())

@@ -60,12 +60,19 @@ def test_case_list_roles_names_order_and_summaries(scene_with_cases, cases):
     assert summary.segmentVoxels == {name: int((labels1 == value).sum()) for value, name in BTCV_SEGMENTS.items()}
     with pytest.raises(ValueError, match="already a case"):
         cases.add(volume1, segmentation1)
-    third = cases.add(volume1, segmentation1.GetScene().AddNewNodeByClass("vtkMRMLSegmentationNode"))
+    scene = segmentation1.GetScene()
+    with pytest.raises(ValueError, match="same scan as case case0005"):  # never training and validation at once
+        cases.add(volume1, scene.AddNewNodeByClass("vtkMRMLSegmentationNode"))
+    other = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "case0005")  # same name, another scan
+    other.CopyOrientation(volume1)
+    slicer.util.updateVolumeFromArray(other, slicer.util.arrayFromVolume(volume1) + 1)
+    third = cases.add(other, scene.AddNewNodeByClass("vtkMRMLSegmentationNode"))
     assert third.name == "case0005_2" and third.role == TRAIN
     assert cases.move(2, -5) == 0 and [c.name for c in cases] == ["case0005_2", "case0005", "case0006"]
     cases.remove(0)
     assert [c.name for c in cases] == ["case0005", "case0006"]
     assert not cases.removeCasesOf(third.segmentationNode)
+    scene.RemoveNode(other)
     assert cases.removeCasesOf(volume1) and [c.name for c in cases] == ["case0006"]  # its node left the scene
 
 
@@ -195,10 +202,22 @@ def test_progress_events_become_the_plot(scene_with_cases):
     assert table.GetNumberOfRows() == 2
     assert [table.GetValueByName(1, name).ToDouble() for name in ("epoch", "training loss", "validation Dice")] == \
         [2.0, 0.6, 0.35]
-    assert plot.chart.GetNumberOfPlotSeriesNodes() == 2
-    assert {s.GetYColumnName() for s in plot.series} == {"training loss", "validation Dice"}
+    # one chart per curve, each with its own y-axis; Dice on a fixed 0-1 scale
+    assert [c.GetNumberOfPlotSeriesNodes() for c in plot.charts] == [1, 1]
+    assert [c.GetYAxisTitle() for c in plot.charts] == ["training loss", "validation Dice"]
+    assert [c.GetNthPlotSeriesNode(0).GetYColumnName() for c in plot.charts] == ["training loss", "validation Dice"]
+    assert not plot.charts[1].GetYAxisRangeAuto() and tuple(plot.charts[1].GetYAxisRange()) == (0.0, 1.0)
+    # the panel's plot is not the user's data: hidden, and never written into the user's scene file
+    view = plot.viewNode(scene)
+    for node in plot.nodes() + [view]:
+        assert not node.GetSaveWithScene() and node.GetHideFromEditors()
+    scene.SetSaveToXMLString(1)
+    scene.Commit()
+    saved = scene.GetSceneXMLString()
+    assert "HSAM training" not in saved and "case0005" in saved
     plot.remove()
-    assert scene.GetNodeByID(plot.chart.GetID()) is None
+    scene.RemoveNode(view)
+    assert all(scene.GetNodeByID(c.GetID()) is None for c in plot.charts)
 
 
 def test_estimate_counts_the_slices_the_engine_picks_and_learns_this_machine(cases, tmp_path):

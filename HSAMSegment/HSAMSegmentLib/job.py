@@ -1,6 +1,7 @@
 """Engine runs as state machines, driven by ``poll()`` from a timer (Slicer) or a loop (scripts).
 
-``EngineJob`` runs a list of steps one after another: engine command lines (each in a worker process) and, between
+``EngineJob`` runs a list of steps one after another: engine command lines (each in a worker process), work that
+may take longer than a moment but needs no engine (``InBackground``: in a thread, e.g. writing files) and, between
 them, short in-process functions (e.g. editing a file the previous process wrote):
 
     STARTING (``prepare()``: write the input files, list the steps) -> RUNNING (the steps)
@@ -21,7 +22,9 @@ from typing import Callable, List, Optional, Sequence, Union
 
 from .engine import Engine
 from .errors import describeFailure
+from .notifications import MODELS_CHANGED
 from .result_import import importSegmentation
+from .thread_worker import InBackground, ThreadWorker
 from .volume_export import exportVolume
 from .worker import WorkerProcess
 
@@ -40,7 +43,8 @@ ACTIVE_STATES = (ProcessingState.STARTING, ProcessingState.RUNNING, ProcessingSt
 INPUT_FILE = "input.nrrd"
 RESULT_FILE = "result.seg.nrrd"
 
-Step = Union[List[str], Callable[[], None]]  # an engine command line, or in-process work between processes
+# an engine command line, work in a thread, or a short in-process function between them
+Step = Union[List[str], InBackground, Callable[[], None]]
 
 
 class EngineJob:
@@ -61,8 +65,9 @@ class EngineJob:
         self.error = ""
         self.cancelled = False
         self.result: Optional[dict] = None  # the last "result" event (e.g. where an import put the model)
+        self.sceneClosed = False  # set when the scene closed during the run: nothing is brought into it
         self._steps: List[Step] = []
-        self._worker: Optional[WorkerProcess] = None
+        self._worker: Optional[Union[WorkerProcess, ThreadWorker]] = None
         self._startTime = time.monotonic()
 
     @property
@@ -105,10 +110,14 @@ class EngineJob:
             self._steps.pop(0)()
         if not self._steps:
             return False
-        args = self._steps.pop(0)
-        self._report({"event": "log", "message": "Running: " + " ".join(args)})
-        self._worker = WorkerProcess(args, env=self.engine.environment(), cwd=str(self.workDir),
-                                     cancelGraceSeconds=self.cancelGraceSeconds)
+        step = self._steps.pop(0)
+        if isinstance(step, InBackground):
+            self._report({"event": "log", "message": step.description})
+            self._worker = ThreadWorker(step)
+        else:
+            self._report({"event": "log", "message": "Running: " + " ".join(step)})
+            self._worker = WorkerProcess(step, env=self.engine.environment(), cwd=str(self.workDir),
+                                         cancelGraceSeconds=self.cancelGraceSeconds)
         self._worker.start()
         return True
 
@@ -214,6 +223,8 @@ class SegmentationJob(EngineJob):
         return steps
 
     def complete(self) -> None:
+        if self.sceneClosed or self.inputVolume.GetScene() is None:
+            raise RuntimeError("The scene was closed during the segmentation: nothing was imported.")
         if self.outputSegmentation is None:
             self.outputSegmentation = self.inputVolume.GetScene().AddNewNodeByClass(
                 "vtkMRMLSegmentationNode", self.inputVolume.GetName() + " segmentation")
@@ -222,3 +233,5 @@ class SegmentationJob(EngineJob):
         except Exception as exc:
             raise RuntimeError(f"Could not import the result: {exc}") from exc
         self._report({"event": "log", "message": f"Segmentation finished in {self.seconds:.1f} s."})
+        if self.downloadModel:
+            MODELS_CHANGED.emit("model downloaded")  # its state changed to installed, in both modules' lists

@@ -1,17 +1,22 @@
-"""Writing the cases for the engine, once per run: each volume as it is (Slicer's own writer, so the file has
-exactly the node's geometry) and its segmentation as a label map on that volume's grid whose values are the
-model's class values, plus the ``hsam train`` manifest that lists them with their roles."""
-import json
+"""Writing the cases for the engine, once per run: each volume as it is (its voxels and its own voxel-to-patient
+matrix, the header Slicer's NRRD writer writes) and its segmentation as a label map on that volume's grid whose
+values are the model's class values, plus the ``hsam train`` manifest that lists them with their roles.
+
+Only copying the data out of the scene happens on the GUI thread; writing the files (the slow part: hundreds of
+MB, compression) needs no MRML and runs in the background."""
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, Tuple
+from typing import Callable, Dict, Iterable, Sequence, Tuple
 
 import numpy as np
 import slicer
+import vtk
 
-from HSAMSegmentLib.volume_export import exportVolume
+from HSAMSegmentLib.training_cases import writeJsonAtomic
 
 from .cases import TrainingCase
 from .label_mapping import LabelMapping
+from .nrrd_file import writeNrrd
 from .segment_labels import segmentIds, segmentsOnVolumeGrid
 
 IMAGES_FOLDER = "images"
@@ -33,27 +38,48 @@ def classLabels(case: TrainingCase, mapping: LabelMapping) -> Tuple[np.ndarray, 
     return lookup[exported], labelmapNode
 
 
-def exportCase(case: TrainingCase, mapping: LabelMapping, folder: Path) -> Dict[str, str]:
-    image = Path(IMAGES_FOLDER) / f"{case.name}.nrrd"
-    label = Path(LABELS_FOLDER) / f"{case.name}.nrrd"
+@dataclass
+class CaseFiles:
+    """What one case's files hold, copied out of the scene on the GUI thread so that writing needs no MRML."""
+    name: str
+    role: str
+    voxels: np.ndarray  # (k, j, i), the volume's own voxel type
+    labels: np.ndarray  # (k, j, i) uint8 class values on the volume's grid
+    ijkToRas: np.ndarray  # 4 x 4, the volume's own (a parent transform is not applied)
+
+    @property
+    def row(self) -> Dict[str, str]:
+        return {"image": (Path(IMAGES_FOLDER) / f"{self.name}.nrrd").as_posix(),
+                "label": (Path(LABELS_FOLDER) / f"{self.name}.nrrd").as_posix(), "split": self.role}
+
+
+def caseFiles(case: TrainingCase, mapping: LabelMapping) -> CaseFiles:
+    """Copy what the case's files need out of the scene (the part of the export that must touch MRML)."""
+    if case.volumeNode.GetImageData() is None or case.volumeNode.GetScene() is None:
+        raise ValueError(f"Case {case.name}: its volume is no longer in the scene.")
+    labels, labelmapNode = classLabels(case, mapping)
+    matrix = vtk.vtkMatrix4x4()
+    case.volumeNode.GetIJKToRASMatrix(matrix)
+    return CaseFiles(case.name, case.role, np.array(slicer.util.arrayFromVolume(case.volumeNode)), labels,
+                     slicer.util.arrayFromVTKMatrix(matrix))
+
+
+def writeCaseFiles(files: Sequence[CaseFiles], mapping: LabelMapping, folder: Path,
+                   checkCancel: Callable[[], None] = lambda: None) -> Path:
+    """Write every case and the manifest into ``folder`` (no MRML: safe in a background thread); returns the
+    manifest's path. The image is written as it is; the labels, mostly zeros, compressed."""
+    folder = Path(folder)
     for sub in (IMAGES_FOLDER, LABELS_FOLDER):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    exportVolume(case.volumeNode, folder / image)
-    labels, labelmapNode = classLabels(case, mapping)
-    slicer.util.updateVolumeFromArray(labelmapNode, labels)
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    storage.SetFileName(str(folder / label))
-    storage.SetUseCompression(True)  # mostly zeros: compresses to almost nothing
-    if not storage.WriteData(labelmapNode):
-        raise OSError(f"Could not write the labels of case {case.name} to {folder / label}.")
-    return {"image": image.as_posix(), "label": label.as_posix(), "split": case.role}
+    for case in files:
+        writeNrrd(folder / case.row["image"], case.voxels, case.ijkToRas, compressed=False, checkCancel=checkCancel)
+        writeNrrd(folder / case.row["label"], case.labels, case.ijkToRas, compressed=True, checkCancel=checkCancel)
+    manifest = folder / MANIFEST_FILE
+    writeJsonAtomic(manifest, {"cases": [case.row for case in files], "label_map": mapping.labelMapSpec()})
+    return manifest
 
 
 def exportCases(cases: Iterable[TrainingCase], mapping: LabelMapping, folder: Path) -> Path:
-    """Write every case into ``folder`` and the manifest; returns the manifest's path."""
-    folder = Path(folder)
-    rows = [exportCase(case, mapping, folder) for case in cases]
-    manifest = folder / MANIFEST_FILE
-    manifest.write_text(json.dumps({"cases": rows, "label_map": mapping.labelMapSpec()}, indent=2),
-                        encoding="utf-8")
-    return manifest
+    """Write every case into ``folder`` and the manifest, now (scripts); returns the manifest's path. A training
+    job does the same in two parts: caseFiles on the GUI thread, writeCaseFiles in the background."""
+    return writeCaseFiles([caseFiles(case, mapping) for case in cases], mapping, folder)

@@ -1,5 +1,10 @@
 """The cases of a fine-tuning run: volume + segmentation pairs from the scene, each with a name, a role
-(training or validation) and a summary of what it shows. The user's nodes are only read, never changed."""
+(training or validation) and a summary of what it shows. The user's nodes are only read, never changed.
+
+A scan is one case only: the same volume node, or another node with the same voxels and geometry (for example
+the saved copy of a case loaded from the training cases folder), is refused, so that no scan ends up both
+training and validating."""
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional
@@ -35,6 +40,21 @@ def summarizeCase(volumeNode, segmentationNode) -> CaseSummary:
                                       for n, segmentId in enumerate(ids)})
 
 
+def volumeFingerprint(volumeNode) -> str:
+    """A digest of the voxels and the voxel-to-patient geometry: equal for two nodes that show the same scan."""
+    import slicer
+    import vtk
+
+    digest = hashlib.blake2b(digest_size=16)
+    voxels = np.ascontiguousarray(slicer.util.arrayFromVolume(volumeNode))
+    ijkToRas = vtk.vtkMatrix4x4()
+    volumeNode.GetIJKToRASMatrix(ijkToRas)
+    geometry = [round(ijkToRas.GetElement(r, c), 4) for r in range(3) for c in range(4)]
+    digest.update(repr((voxels.shape, str(voxels.dtype), geometry)).encode())
+    digest.update(voxels.data)
+    return digest.hexdigest()
+
+
 @dataclass
 class TrainingCase:
     name: str  # unique in the run; also the exported files' name
@@ -42,6 +62,7 @@ class TrainingCase:
     segmentationNode: object
     role: str
     summary: CaseSummary
+    fingerprint: str = ""  # volumeFingerprint of the volume
 
 
 class CaseList:
@@ -64,12 +85,18 @@ class CaseList:
             raise ValueError("Select a volume and its segmentation.")
         if any(c.volumeNode is volumeNode and c.segmentationNode is segmentationNode for c in self.cases):
             raise ValueError(f"{volumeNode.GetName()} with {segmentationNode.GetName()} is already a case.")
+        fingerprint = volumeFingerprint(volumeNode)
+        same = next((c for c in self.cases if c.volumeNode is volumeNode or c.fingerprint == fingerprint), None)
+        if same is not None:
+            raise ValueError(f"{volumeNode.GetName()} shows the same scan as case {same.name}: a scan can be one "
+                             "case only (training or validation, not both). Remove that case first to use another "
+                             "segmentation of it.")
         if role is None:  # with few cases, the second one is the obvious validation case
             role = VALIDATION if self.cases and all(c.role == TRAIN for c in self.cases) else TRAIN
         if role not in ROLES:
             raise ValueError(f"role {role!r}: use one of {', '.join(ROLES)}")
         case = TrainingCase(self._uniqueName(volumeNode.GetName()), volumeNode, segmentationNode, role,
-                            summarizeCase(volumeNode, segmentationNode))
+                            summarizeCase(volumeNode, segmentationNode), fingerprint)
         self.cases.append(case)
         return case
 

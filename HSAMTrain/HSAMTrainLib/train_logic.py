@@ -72,14 +72,17 @@ class TrainLogic(EngineLogic):
 
     def startTraining(self, cases: Union[CaseList, Sequence[TrainingCase]], labelMapping: LabelMapping,
                       baseModel: Union[str, BaseModel], outputName: str, settings: Optional[TrainingSettings] = None,
-                      progressCallback: Optional[Callable[[dict], None]] = None) -> TrainingJob:
-        """Check everything, export the cases and start training (non-blocking): returns the job, which the caller
-        drives with ``job.poll()``. Raises ValueError listing every problem found."""
+                      progressCallback: Optional[Callable[[dict], None]] = None,
+                      models: Optional[Sequence[ModelInfo]] = None) -> TrainingJob:
+        """Check everything and start training (non-blocking): returns the job, which the caller drives with
+        ``job.poll()``; the cases are written in the background as the job's first step. Raises ValueError listing
+        every problem found. ``models``: the registry as the caller last listed it (a widget holds it); None lists
+        it here, which starts a process that imports torch (seconds): never on Slicer's GUI thread."""
         if self.isRunning:
             raise RuntimeError("A training run is already running: wait for it or cancel it first.")
         cases = list(cases)
         settings = settings or TrainingSettings()
-        models = self.listModels()
+        models = self.listModels() if models is None else list(models)
         base = baseModel if isinstance(baseModel, BaseModel) else findBaseModel(baseModels(models), baseModel)
         found = self.problems(cases, labelMapping, outputName, models)
         if found:

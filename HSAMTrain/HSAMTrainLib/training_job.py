@@ -1,6 +1,6 @@
 """One fine-tuning run as an engine job (HSAMSegmentLib's state machine), in the run's own folder:
 
-    export the cases (a new run only) -> [grow the base model by new classes] -> hsam train (--resume when a
+    write the cases (a new run only; in a thread) -> [grow the base model by new classes] -> hsam train (--resume when a
     checkpoint exists) -> hsam evaluate the base model and the fine-tuned model on the validation cases ->
     comparison into the model card -> hsam models import (registers the model) -> IDLE
 
@@ -12,8 +12,10 @@ from typing import Callable, List, Optional, Sequence
 
 from HSAMSegmentLib import Engine, EngineJob
 from HSAMSegmentLib.job import Step
+from HSAMSegmentLib.notifications import MODELS_CHANGED
+from HSAMSegmentLib.thread_worker import InBackground
 
-from .case_export import exportCases
+from .case_export import caseFiles, writeCaseFiles
 from .cases import VALIDATION, TrainingCase
 from .comparison import addToModelCard, compareModels, comparisonLines, organDice
 from .estimate import readMachineFactors, recordRunTime
@@ -49,13 +51,18 @@ class TrainingJob(EngineJob):
 
     def prepare(self) -> List[Step]:
         run = self.run
+        steps: List[Step] = []
         if self.cases is not None:
-            self._report({"event": "log", "message": f"Exporting {len(self.cases)} cases to {run.folder}"})
-            exportCases(self.cases, run.mapping, run.folder)
+            files = [caseFiles(case, run.mapping) for case in self.cases]  # copied out of the scene (GUI thread)
+            manifestRows = [f.row for f in files]
             run.save()
+            steps.append(InBackground(
+                lambda worker: writeCaseFiles(files, run.mapping, run.folder, worker.checkCancel),
+                f"Writing {len(files)} cases to {run.folder}"))
+        else:
+            manifestRows = json.loads(run.manifest.read_text(encoding="utf-8"))["cases"]
         for record in run.history():  # a resumed run: its curve so far
             self.progress.addEpoch(record)
-        steps: List[Step] = []
         base = run.baseModel
         if run.needsGrownBase:
             base = str(run.grownBaseDir)
@@ -69,7 +76,7 @@ class TrainingJob(EngineJob):
                 shutil.rmtree(run.modelDir)  # stopped before its first checkpoint: start it again
             steps.append(self.engine.trainCommand(run.manifest, base, run.modelDir, run.outputName,
                                                   run.baseOptions + run.settings.engineOptions(), resume))
-        images, labels = self._validationFiles()
+        images, labels = self._validationFiles(manifestRows)
         device = run.settings.device
         if run.baseIsModel:
             steps.append(self.engine.evaluateCommand(run.baseModel, images, labels, run.evaluationDir("base"),
@@ -80,9 +87,8 @@ class TrainingJob(EngineJob):
         steps.append(self.engine.modelsCommand("import", str(run.modelDir), "--id", run.outputName))
         return steps
 
-    def _validationFiles(self):
-        manifest = json.loads(self.run.manifest.read_text(encoding="utf-8"))
-        rows = [row for row in manifest["cases"] if row.get("split") == VALIDATION]
+    def _validationFiles(self, manifestRows):
+        rows = [row for row in manifestRows if row.get("split") == VALIDATION]
         return ([self.run.folder / row["image"] for row in rows], [self.run.folder / row["label"] for row in rows])
 
     def _writeComparison(self) -> None:
@@ -108,3 +114,4 @@ class TrainingJob(EngineJob):
                           readMachineFactors(runs).get(run.deviceKind))
         self._report({"event": "log", "message": f"Model {run.outputName} is registered in {run.registeredPath} "
                                                   f"(training took {self.seconds / 60:.1f} min)."})
+        MODELS_CHANGED.emit("model registered")  # both modules list their models again

@@ -20,25 +20,29 @@ from slicer.ScriptedLoadableModule import (
 from HSAMSegmentLib import (
     ProcessingState,
     SegmentLogic,
-    WorkerProcess,
     addTrainingCase,
     deviceChoices,
     findModel,
-    installRequirements,
-    missingRequirements,
     segmentationModels,
 )
 from HSAMSegmentLib.dependencies import packageInfo, reinstallRequirements
 from HSAMSegmentLib.diagnostics import DiagnosticsCollector
-from HSAMSegmentLib.engine import engineAvailable
 from HSAMSegmentLib.job import ACTIVE_STATES
-from HSAMSegmentLib.module_widget import EngineModuleWidget
+from HSAMSegmentLib.module_widget import MODELS_FOLDER_SETTING, EngineModuleWidget
 from HSAMSegmentLib.organ_tables import loadOrganTerminology
+from HSAMSegmentLib.segment_logic import organsToSegment
+from HSAMSegmentLib.self_test_support import (
+    abdomenLikeVolume,
+    buildTinyTestModel,
+    preservedSettings,
+    processEventsWhile,
+    runTests,
+    skipUnlessPackagesInstalled,
+)
 from HSAMSegmentLib.training_cases import CASES_FOLDER
 
 DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#readme"
 DEVICE_SETTING = "HSAMSegment/device"
-MODELS_FOLDER_SETTING = "HSAMSegment/modelsFolder"
 
 
 class HSAMSegment(ScriptedLoadableModule):
@@ -71,7 +75,7 @@ class HSAMSegmentParameterNode:
     inputVolume: vtkMRMLScalarVolumeNode
     outputSegmentation: vtkMRMLSegmentationNode
     model: str = ""
-    organs: list[str]  # empty (the default): every organ of the model
+    organs: list[str]  # empty (the default): every organ of the model; reset when the model changes
     postprocess: bool = True
 
 
@@ -79,9 +83,12 @@ class HSAMSegmentWidget(EngineModuleWidget):
     """Parameter node wiring, job and model list polling and Cancel come from EngineModuleWidget (shared with HSAM
     Train)."""
 
+    def __init__(self, parent=None) -> None:
+        EngineModuleWidget.__init__(self, parent)
+        self._organsProblem = ""  # why Segment organs is disabled by the organ choice ("" when it is not)
+
     def setup(self) -> None:
-        self.setupUi("UI/HSAMSegment.ui")
-        self.logic = HSAMSegmentLogic()
+        self.setupUi("UI/HSAMSegment.ui", HSAMSegmentLogic())
         modelsFolder = slicer.util.settingsValue(MODELS_FOLDER_SETTING, "")
         self.logic.setModelsHome(modelsFolder)
         self.ui.modelsFolderSelector.currentPath = modelsFolder
@@ -113,13 +120,6 @@ class HSAMSegmentWidget(EngineModuleWidget):
     def enter(self) -> None:
         self.initializeParameterNode()
 
-    def onSceneStartClose(self, caller, event) -> None:
-        self.setParameterNode(None)
-
-    def onSceneEndClose(self, caller, event) -> None:
-        if self.parent.isEntered:
-            self.initializeParameterNode()
-
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
         if not self._parameterNode.inputVolume:
@@ -138,8 +138,10 @@ class HSAMSegmentWidget(EngineModuleWidget):
         self.ui.applyButton.toolTip = _("Stop the segmentation") if state == ProcessingState.RUNNING else \
             _("Segment the organs in the input volume")
         # No model listed (e.g. packages not installed yet) still allows a start: it installs them first.
-        ready = bool(self._parameterNode and self._parameterNode.inputVolume)
+        ready = bool(self._parameterNode and self._parameterNode.inputVolume) and not self._organsProblem
         self.ui.applyButton.enabled = state == ProcessingState.RUNNING or (not busy and ready)
+        if not busy and self._organsProblem:
+            self.ui.applyButton.toolTip = self._organsProblem
         self.ui.inputsCollapsibleButton.enabled = not busy
         self.ui.outputsCollapsibleButton.enabled = not busy
         self.ui.advancedCollapsibleButton.enabled = not busy
@@ -196,29 +198,11 @@ class HSAMSegmentWidget(EngineModuleWidget):
             return
         if job.state == ProcessingState.FAILED:
             slicer.util.errorDisplay(_("Segmentation failed:") + "\n\n" + job.error)
-        elif job.succeeded:
+        elif job.succeeded and self._parameterNode is not None:
             self._parameterNode.outputSegmentation = job.outputSegmentation
-            if job.downloadModel:
-                self.refreshModels()  # the model's state changed to installed
+        elif job.cancelled and job.sceneClosed:
+            self.addLog(_("The scene was closed: the segmentation was cancelled."))
         self.updateGui()
-
-    def ensureRequirements(self) -> bool:
-        """True when the engine can run; installs missing packages after asking."""
-        if not engineAvailable():
-            raise RuntimeError(_("The hsam engine was not found next to the module: reinstall the HSAM extension."))
-        missing = missingRequirements()
-        if not missing:
-            return True
-        names = "\n".join(str(requirement) for requirement in missing)
-        if not slicer.util.confirmOkCancelDisplay(
-                _("HSAM needs these Python packages, which are not installed yet:\n\n{names}\n\n"
-                  "Install them now? PyTorch alone is a download of up to a few GB and can take several "
-                  "minutes.").format(names=names)):
-            return False
-        with slicer.util.WaitCursor():
-            installRequirements(missing, self.addLog)
-        self.refreshModels()
-        return True
 
     # Models
 
@@ -246,7 +230,10 @@ class HSAMSegmentWidget(EngineModuleWidget):
         model = findModel(self._models, modelId)
         self.ui.modelInfoLabel.text = model.description() if model else _("No segmentation model is available.")
         if self._parameterNode is not None and modelId and self._parameterNode.model != modelId:
+            # another model: its own organs, all of them (a choice made for the previous model does not carry over)
+            self._parameterNode.organs = []
             self._parameterNode.model = modelId
+        self._organsProblem = ""
         self.ui.organsList.blockSignals(True)
         self.ui.organsList.clear()
         chosen = self._parameterNode.organs if self._parameterNode else []
@@ -262,7 +249,13 @@ class HSAMSegmentWidget(EngineModuleWidget):
     def onOrgansChanged(self, item=None) -> None:
         items = [self.ui.organsList.item(row) for row in range(self.ui.organsList.count)]
         checked = [i.text() for i in items if i.checkState() == qt.Qt.Checked]
-        self._parameterNode.organs = [] if len(checked) == len(items) else checked
+        try:
+            organs = organsToSegment(checked, [i.text() for i in items])
+            self._organsProblem = ""
+            self._parameterNode.organs = organs or []
+        except ValueError as exc:  # none checked: Segment organs is disabled and says why
+            self._organsProblem = str(exc)
+        self.updateGui()
 
     def setAllOrgansChecked(self, checked: bool) -> None:
         """All / None: every organ at once, as one change of the organ choice."""
@@ -285,22 +278,17 @@ class HSAMSegmentWidget(EngineModuleWidget):
         with slicer.util.tryWithErrorDisplay(_("Could not add the training case."), waitCursor=True):
             volume, segmentation = self._parameterNode.inputVolume, self._parameterNode.outputSegmentation
             folder = self.logic.modelsHome / CASES_FOLDER
-            case = addTrainingCase(volume, segmentation, folder)
-            self.addLog(_("Saved training case {case}. Fine-tune with HSAM Train, or run "
-                          "`hsam train --cases {manifest}`.").format(case=case, manifest=folder / "cases.json"))
-            if hasattr(slicer.modules, "hsamtrain"):  # the pair also goes to HSAM Train's list of cases
-                try:
-                    slicer.modules.hsamtrain.widgetRepresentation().self().addCase(volume, segmentation)
-                    self.addLog(_("Added to the cases of HSAM Train."))
-                except ValueError as exc:  # already there
-                    self.addLog(str(exc))
+            case = addTrainingCase(volume, segmentation, folder)  # also marks the pair for HSAM Train
+            self.addLog(_("Saved training case {case} (saving it again updates it). HSAM Train lists it among its "
+                          "cases; or run `hsam train --cases {manifest}`.").format(
+                              case=case, manifest=folder / "cases.json"))
 
     # Advanced
 
     def onModelsFolderChanged(self, path: str) -> None:
         qt.QSettings().setValue(MODELS_FOLDER_SETTING, path)
         self.logic.setModelsHome(path)
-        self.refreshModels()
+        self.logic.notifyModelsChanged("models folder changed")  # both modules list the new folder's models
 
     def onOpenModelsFolderButton(self) -> None:
         folder = self.logic.modelsHome
@@ -316,9 +304,8 @@ class HSAMSegmentWidget(EngineModuleWidget):
                   "needed.").format(paths=listed)):
             return
         with slicer.util.tryWithErrorDisplay(_("Could not delete the models."), waitCursor=True):
-            for path in self.logic.clearDownloadedModels(downloaded):
+            for path in self.logic.clearDownloadedModels(downloaded):  # both modules then list their models again
                 self.addLog(_("Deleted {path}").format(path=path))
-        self.refreshModels()
 
     def onPackageInfoButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Could not get package information."), waitCursor=True):
@@ -361,8 +348,8 @@ class HSAMSegmentLogic(ScriptedLoadableModuleLogic, SegmentLogic):
     The work is done by HSAMSegmentLib.SegmentLogic; this class adds the module's parameter node."""
 
     def __init__(self) -> None:
-        ScriptedLoadableModuleLogic.__init__(self)
-        SegmentLogic.__init__(self)
+        # once: ScriptedLoadableModuleLogic.__init__ calls super().__init__(), which is SegmentLogic.__init__ here
+        super().__init__()
         self.tempRoot = slicer.app.temporaryPath
 
     def getParameterNode(self):
@@ -370,25 +357,43 @@ class HSAMSegmentLogic(ScriptedLoadableModuleLogic, SegmentLogic):
 
 
 class HSAMSegmentTest(ScriptedLoadableModuleTest):
-    """Runs the module's whole flow on a small generated CT-like volume with a tiny random-weight model (real
-    engine code, seconds on a CPU): logic, cancel, then the widget's Segment organs button."""
+    """The module's whole flow on a small generated CT-like volume with a tiny random-weight model (real engine
+    code, seconds on a CPU): logic, cancel, the widget's Segment organs button and organ choice, and a scene closed
+    while a segmentation runs. Skipped, with a message, when HSAM's packages are not installed (it installs
+    nothing); every setting it changes is restored. Not registered as a ctest (see CMakeLists.txt): it needs
+    PyTorch, which build machines do not have."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_HSAMSegment_flow()
+        runTests(self, [self.test_HSAMSegment_flow, self.test_HSAMSegment_scene_closed_during_a_run])
+
+    def prepareModel(self):
+        skipUnlessPackagesInstalled(self)
+        home = os.path.join(slicer.util.tempDirectory("HSAMSegmentTest"), "home")
+        self.delayDisplay("Building a tiny model")
+        engine = SegmentLogic().engine
+        engine.modelsHome = None
+        buildTinyTestModel(engine, os.path.join(home, "models", "hsam-test-tiny", "1"))
+        return home
+
+    def widgetOnModel(self, home):
+        """The module's widget, listing the models of ``home`` (through the setting, as the user would set it)."""
+        widget = slicer.modules.hsamsegment.widgetRepresentation().self()
+        self.userDevice = widget.ui.deviceSelector.currentText  # put back before the settings are restored
+        qt.QSettings().setValue(MODELS_FOLDER_SETTING, home)
+        widget.refreshModels()
+        processEventsWhile(lambda: widget._modelListing is not None)
+        widget.ui.modelSelector.currentIndex = widget.ui.modelSelector.findData("hsam-test-tiny")
+        widget.ui.deviceSelector.currentText = "cpu"
+        return widget
 
     def test_HSAMSegment_flow(self):
-        installRequirements(missingRequirements(), self.delayDisplay)
-        workDir = slicer.util.tempDirectory("HSAMSegmentTest")
-        home = os.path.join(workDir, "home")
-        self.delayDisplay("Building a tiny model")
+        home = self.prepareModel()
+        modelDir = os.path.join(home, "models", "hsam-test-tiny", "1")
         logic = HSAMSegmentLogic()
         logic.setModelsHome(home)
-        modelDir = os.path.join(home, "models", "hsam-test-tiny", "1")
-        buildTinyTestModel(logic.engine, modelDir)
         volume = abdomenLikeVolume()
 
         self.delayDisplay("Segmenting with the logic")
@@ -409,54 +414,51 @@ class HSAMSegmentTest(ScriptedLoadableModuleTest):
         self.assertTrue(job.cancelled)
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), nodesBefore)
 
-        self.delayDisplay("Segmenting with the module's button")
-        widget = slicer.modules.hsamsegment.widgetRepresentation().self()
-        widget.logic.setModelsHome(home)
-        widget.refreshModels()
-        processEventsWhile(lambda: widget._modelListing is not None)
-        widget.ui.modelSelector.currentIndex = widget.ui.modelSelector.findData("hsam-test-tiny")
-        widget.ui.deviceSelector.currentText = "cpu"
-        widget._parameterNode.inputVolume = volume
-        widget._parameterNode.outputSegmentation = None
-        widget.ui.applyButton.click()
-        processEventsWhile(lambda: widget.logic.isRunning)
-        result = widget._parameterNode.outputSegmentation
-        self.assertIsNotNone(result)
-        self.assertEqual(result.GetSegmentation().GetNumberOfSegments(), 8)
-        widget.logic.setModelsHome(slicer.util.settingsValue(MODELS_FOLDER_SETTING, ""))
+        with preservedSettings([DEVICE_SETTING, MODELS_FOLDER_SETTING]):
+            widget = self.widgetOnModel(home)
+            try:
+                self.delayDisplay("Choosing organs: none checked disables Segment organs")
+                widget._parameterNode.inputVolume = volume
+                widget._parameterNode.outputSegmentation = None
+                items = [widget.ui.organsList.item(row) for row in range(widget.ui.organsList.count)]
+                for item in items:
+                    item.setCheckState(qt.Qt.Unchecked)
+                self.assertFalse(widget.ui.applyButton.enabled)
+                items[4].setCheckState(qt.Qt.Checked)  # liver
+                self.assertTrue(widget.ui.applyButton.enabled)
+                self.assertEqual(list(widget._parameterNode.organs), ["liver"])
+
+                self.delayDisplay("Segmenting with the module's button")
+                widget.ui.applyButton.click()
+                processEventsWhile(lambda: widget.logic.isRunning)
+                result = widget._parameterNode.outputSegmentation
+                self.assertIsNotNone(result)
+                self.assertEqual(result.GetSegmentation().GetNumberOfSegments(), 1)
+            finally:
+                widget.ui.deviceSelector.currentText = self.userDevice
         widget.refreshModels()
         self.delayDisplay("Test passed")
 
-
-def processEventsWhile(condition) -> None:
-    """For self-tests: let the GUI and its poll timers run while condition() is true."""
-    while condition():
-        slicer.app.processEvents()
-        time.sleep(0.05)
-
-
-def buildTinyTestModel(engine, modelDir, modelId="hsam-test-tiny"):
-    """A tiny random-weight model with the 8 BTCV organs (real engine code, seconds on a CPU), for self-tests."""
-    script = ("import sys, hsam\n"
-              "from hsam.models import BTCV_8_ORGANS, make_card\n"
-              "m = hsam.build_hsam(hsam.HSAMConfig(backbone='litemedsam_tiny'), 'random', seed=1)\n"
-              "hsam.save_model(m, sys.argv[1], make_card(m, sys.argv[2], {'source': 'random', 'seed': 1},"
-              " BTCV_8_ORGANS))\n")
-    worker = WorkerProcess([engine.python, "-c", script, modelDir, modelId], env=engine.environment())
-    worker.start()
-    if worker.wait(600) != 0:
-        raise RuntimeError(worker.errorText() or "Could not build the test model.")
-
-
-def abdomenLikeVolume(name="HSAM test abdomen"):
-    """64 x 64 x 48 voxels of 3 mm: air, a soft-tissue body, a liver-like blob (120 HU) and an aorta-like tube
-    (250 HU); enough slices that a cancel after the first batch lands mid-run."""
-    import numpy as np
-
-    k, j, i = np.mgrid[0:48, 0:64, 0:64]
-    voxels = np.full(k.shape, -1000, dtype=np.int16)
-    voxels[((j - 32) / 28.0) ** 2 + ((i - 32) / 30.0) ** 2 < 1] = 40
-    voxels[((j - 28) / 10.0) ** 2 + ((i - 22) / 12.0) ** 2 + ((k - 24) / 14.0) ** 2 < 1] = 120
-    voxels[((j - 40) / 4.0) ** 2 + ((i - 34) / 4.0) ** 2 < 1] = 250
-    ijkToRas = np.diag([-3.0, -3.0, 3.0, 1.0])
-    return slicer.util.addVolumeFromArray(voxels, ijkToRas, name)
+    def test_HSAMSegment_scene_closed_during_a_run(self):
+        home = self.prepareModel()
+        with preservedSettings([DEVICE_SETTING, MODELS_FOLDER_SETTING]):
+            widget = self.widgetOnModel(home)
+            try:
+                volume = abdomenLikeVolume()
+                widget._parameterNode.inputVolume = volume
+                widget._parameterNode.outputSegmentation = None
+                self.delayDisplay("Closing the scene while a segmentation runs")
+                widget.ui.applyButton.click()
+                job = widget.logic.job
+                processEventsWhile(lambda: job.isActive and job.state != ProcessingState.RUNNING)
+                started = time.monotonic()
+                slicer.mrmlScene.Clear(0)
+                self.assertLess(time.monotonic() - started, 2.0, "closing the scene waited for the job")
+                processEventsWhile(lambda: widget.logic.isRunning)
+                self.assertTrue(job.cancelled and job.sceneClosed and not job.error)
+                self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLSegmentationNode"), 0)
+                self.assertIn("scene was closed", widget.ui.statusLog.plainText)
+            finally:
+                widget.ui.deviceSelector.currentText = self.userDevice
+        widget.refreshModels()
+        self.delayDisplay("Test passed")

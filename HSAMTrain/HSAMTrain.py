@@ -3,6 +3,7 @@
 The widget only wires the GUI to the logic; everything that does work lives in HSAMTrainLib (GUI-free, so it runs
 in scripts and in tests without the Slicer application), which builds on HSAM Segment's HSAMSegmentLib."""
 import os
+import time
 
 import qt
 import slicer
@@ -18,9 +19,20 @@ from slicer.ScriptedLoadableModule import (
 )
 
 import HSAMSegment
-from HSAMSegmentLib import ProcessingState, deviceChoices, installRequirements, missingRequirements
+from HSAMSegmentLib import ProcessingState, deviceChoices
 from HSAMSegmentLib.job import ACTIVE_STATES
-from HSAMSegmentLib.module_widget import EngineModuleWidget
+from HSAMSegmentLib.module_widget import MODELS_FOLDER_SETTING, EngineModuleWidget
+from HSAMSegmentLib.self_test_support import (
+    abdomenLikeVolume,
+    buildTinyTestModel,
+    caseFromVolume,
+    packagesMissingMessage,
+    preservedSettings,
+    processEventsWhile,
+    runTests,
+    skipUnlessPackagesInstalled,
+)
+from HSAMSegmentLib.training_cases import takePendingTrainingCases
 from HSAMTrainLib import (
     BACKGROUND,
     ROLES,
@@ -36,6 +48,7 @@ from HSAMTrainLib import (
 )
 from HSAMTrainLib.base_models import baseModels
 from HSAMTrainLib.comparison import comparisonLines
+from HSAMTrainLib.input_check import startBlockers
 
 DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#3d-slicer-hsam-train"
 DEVICE_SETTING = "HSAMTrain/device"
@@ -87,12 +100,12 @@ class HSAMTrainWidget(EngineModuleWidget):
         self.mapping = None
         self._bases = []
         self._plot = None
-        self._plotView = None
+        self._plotViews = []
+        self._missingPackages = []  # the engine's packages not installed: Start installs them first
+        self._startWhenListed = False  # Start installed the packages: train once the models are listed
 
     def setup(self) -> None:
-        self.setupUi("UI/HSAMTrain.ui")
-        self.logic = HSAMTrainLogic()
-        self.logic.setModelsHome(slicer.util.settingsValue(HSAMSegment.MODELS_FOLDER_SETTING, ""))
+        self.setupUi("UI/HSAMTrain.ui", HSAMTrainLogic())
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAboutToBeRemovedEvent, self.onNodeRemoved)
 
         for name, widget in self.settingWidgets().items():  # one source for the explanations: TOOLTIPS
@@ -101,10 +114,13 @@ class HSAMTrainWidget(EngineModuleWidget):
         self.ui.deviceSelector.currentText = slicer.util.settingsValue(DEVICE_SETTING, "auto")
         self.ui.deviceSelector.currentTextChanged.connect(self.onDeviceChanged)
 
-        self.plotWidget = slicer.qMRMLPlotWidget()
-        self.plotWidget.setMinimumHeight(200)
-        self.plotWidget.setMRMLScene(slicer.mrmlScene)
-        self.ui.plotFrame.layout().addWidget(self.plotWidget)
+        self.plotWidgets = []  # training loss and validation Dice: two charts, each with its own y-axis
+        for _chart in range(2):
+            plotWidget = slicer.qMRMLPlotWidget()
+            plotWidget.setMinimumHeight(150)
+            plotWidget.setMRMLScene(slicer.mrmlScene)
+            self.ui.plotFrame.layout().addWidget(plotWidget)
+            self.plotWidgets.append(plotWidget)
 
         self.ui.addCaseButton.clicked.connect(self.onAddCaseButton)
         self.ui.addFolderButton.clicked.connect(self.onAddFolderButton)
@@ -120,6 +136,7 @@ class HSAMTrainWidget(EngineModuleWidget):
         self.initializeParameterNode()
         self.refreshModels()
         self.refreshStoppedRuns()
+        self.takePendingCases()
 
     def settingWidgets(self) -> dict:
         return {"epochs": self.ui.epochsSpinBox, "sliceFraction": self.ui.sliceFractionSpinBox,
@@ -129,18 +146,29 @@ class HSAMTrainWidget(EngineModuleWidget):
 
     def enter(self) -> None:
         self.initializeParameterNode()
-        modelsFolder = slicer.util.settingsValue(HSAMSegment.MODELS_FOLDER_SETTING, "")
-        if str(self.logic.engine.modelsHome or "") != modelsFolder:  # changed in HSAM Segment's Advanced section
-            self.logic.setModelsHome(modelsFolder)
-            self.refreshModels()
         self.refreshStoppedRuns()
+        self.takePendingCases()
+
+    def takePendingCases(self) -> None:
+        """Pairs HSAM Segment's "Add to training cases" marked in the scene since the panel was last shown."""
+        for volume, segmentation in takePendingTrainingCases(slicer.mrmlScene):
+            try:
+                self.addCase(volume, segmentation)
+                self.addLog(_("Added case {name} (from HSAM Segment).").format(name=volume.GetName()))
+            except ValueError as exc:  # already a case
+                self.addLog(str(exc))
+
+    def quitQuestion(self) -> str:
+        return _("A fine-tuning run is in progress. Quit Slicer anyway?\n\nTraining stops after saving a "
+                 "checkpoint (on a CPU this can take a minute or two); Resume in HSAM Train continues it later.")
 
     def onSceneStartClose(self, caller, event) -> None:
-        self.stopJobAndWait()
+        """The logic has cancelled a running training (it saves a checkpoint in the background; Resume
+        continues it): nothing here waits for it."""
         self.setParameterNode(None)
         self.cases = CaseList()  # their nodes go with the scene
         self._plot = None
-        self._plotView = None
+        self._plotViews = []
 
     @vtk.calldata_type(vtk.VTK_OBJECT)
     def onNodeRemoved(self, caller, event, node) -> None:
@@ -176,7 +204,11 @@ class HSAMTrainWidget(EngineModuleWidget):
         self.ui.applyButton.text = texts.get(state, _("Start fine-tuning"))
         self.ui.applyButton.toolTip = _("Stop training; the last checkpoint is kept for Resume") \
             if state == ProcessingState.RUNNING else _("Export the cases and start training in the background")
-        problems = self.updateChecks() if not busy else []
+        problems = startBlockers(self._missingPackages, self.updateChecks()) if not busy else []
+        if not busy and self._missingPackages:  # first use: Start installs, lists the models, then trains
+            self.ui.problemsLabel.text = _(
+                "Start fine-tuning first installs the Python packages HSAM needs ({names}), after asking; then "
+                "the base models are listed.").format(names=", ".join(r.name for r in self._missingPackages))
         self.ui.applyButton.enabled = state == ProcessingState.RUNNING or (not busy and not problems)
         for section in (self.ui.casesCollapsibleButton, self.ui.modelCollapsibleButton,
                         self.ui.settingsCollapsibleButton):
@@ -238,7 +270,12 @@ class HSAMTrainWidget(EngineModuleWidget):
             return
         with slicer.util.tryWithErrorDisplay(_("Could not load the cases."), waitCursor=True):
             for volume, segmentation, split in loadCaseFiles(folder, slicer.mrmlScene):
-                self.cases.add(volume, segmentation, split or None)
+                try:
+                    self.cases.add(volume, segmentation, split or None)
+                except ValueError as exc:  # a scan that is a case already: the copy just loaded goes again
+                    self.addLog(str(exc))
+                    for node in (segmentation, volume):
+                        slicer.mrmlScene.RemoveNode(node)
             self.onCasesChanged()
 
     def selectedCaseRow(self) -> int:
@@ -283,9 +320,18 @@ class HSAMTrainWidget(EngineModuleWidget):
     def showModelInfo(self, text: str) -> None:
         self.ui.baseModelInfoLabel.text = text
 
+    def refreshModels(self) -> None:
+        self._missingPackages = self.logic.missingPackages()  # cheap: package metadata, nothing imported
+        EngineModuleWidget.refreshModels(self)
+
     def onModelsNotListed(self, error: str) -> None:
         self.showModelInfo(_("Models could not be listed ({error}). Start fine-tuning installs the missing "
                              "packages.").format(error=error))
+        if self._startWhenListed:
+            self._startWhenListed = False
+            self.addLog(_("The base models could not be listed, so training did not start: {error}").format(
+                error=error))
+        self.updateGui()
 
     def onModelsListed(self) -> None:
         self._bases = baseModels(self._models)
@@ -298,6 +344,13 @@ class HSAMTrainWidget(EngineModuleWidget):
         selector.currentIndex = max(0, selector.findData(wanted))
         selector.blockSignals(False)
         self.onBaseModelChanged()
+        if self._startWhenListed:  # Start installed the packages: go on to train, or say what is still needed
+            self._startWhenListed = False
+            problems = self.updateChecks()
+            if problems:
+                self.addLog(_("The base models are listed. Before training can start:") + "\n" + "\n".join(problems))
+            else:
+                self.startTraining()
 
     def onBaseModelChanged(self, index=None) -> None:
         base = self.currentBase()
@@ -367,8 +420,19 @@ class HSAMTrainWidget(EngineModuleWidget):
         if self.cancelRunningJob():
             return
         with slicer.util.tryWithErrorDisplay(_("Fine-tuning could not start."), waitCursor=True):
+            installing = bool(self.logic.missingPackages())
             if not self.ensureRequirements():
                 return
+            if installing or self._modelsListError:
+                # first use: the models can only be listed now; training starts once they are (onModelsListed)
+                self._startWhenListed = True
+                self.addLog(_("Listing the base models; training starts when they are listed."))
+                self.refreshModels()
+                return
+        self.startTraining()
+
+    def startTraining(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Fine-tuning could not start."), waitCursor=True):
             self.cases.refreshSummaries()  # segmentations may have been edited since they were added
             self.onCasesChanged()
             name = self._parameterNode.outputName.strip()
@@ -379,7 +443,7 @@ class HSAMTrainWidget(EngineModuleWidget):
                 self.logic.discardRun(name)
             self.startRunDisplay(name)
             self.logic.startTraining(list(self.cases), self.mapping, self.currentBase(), name,
-                                     self.currentSettings(), self.onJobEvent)
+                                     self.currentSettings(), self.onJobEvent, models=self._models)
             self._jobTimer.start()
         self.updateGui()
 
@@ -413,10 +477,11 @@ class HSAMTrainWidget(EngineModuleWidget):
         if self._plot is not None:
             self._plot.remove()
         self._plot = TrainingPlot(slicer.mrmlScene, _("HSAM training {name}").format(name=name))
-        if self._plotView is None or self._plotView.GetScene() is None:
-            self._plotView = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotViewNode", "HSAM training view")
-        self._plotView.SetPlotChartNodeID(self._plot.chart.GetID())
-        self.plotWidget.setMRMLPlotViewNode(self._plotView)
+        if len(self._plotViews) != 2 or any(view.GetScene() is None for view in self._plotViews):
+            self._plotViews = [self._plot.viewNode(slicer.mrmlScene) for _view in range(2)]
+        for view, chart, plotWidget in zip(self._plotViews, self._plot.charts, self.plotWidgets):
+            view.SetPlotChartNodeID(chart.GetID())
+            plotWidget.setMRMLPlotViewNode(view)
         for section in (self.ui.casesCollapsibleButton, self.ui.modelCollapsibleButton,
                         self.ui.settingsCollapsibleButton):
             section.collapsed = True  # disabled during the run: the progress and plots move up into view
@@ -439,15 +504,10 @@ class HSAMTrainWidget(EngineModuleWidget):
 
     def onTrainingFinished(self, job) -> None:
         modelId = job.run.outputName
-        self.logic.selectInSegmentModule(modelId)
-        self.refreshModels()  # the new model can be the base of the next run
+        self.logic.selectInSegmentModule(modelId)  # both modules list it already: the job told them
         message = _("Model '{model}' is registered in\n{path}\nand selected in HSAM Segment.").format(
             model=modelId, path=job.modelPath)
         slicer.util.infoDisplay(message + "\n\n" + "\n".join(comparisonLines(job.comparison or {})))
-
-    def ensureRequirements(self) -> bool:
-        """HSAM Segment's check: the engine is there and its packages are installed (after asking)."""
-        return slicer.modules.hsamsegment.widgetRepresentation().self().ensureRequirements()
 
 
 class HSAMTrainLogic(ScriptedLoadableModuleLogic, TrainLogic):
@@ -463,42 +523,81 @@ class HSAMTrainLogic(ScriptedLoadableModuleLogic, TrainLogic):
     The work is done by HSAMTrainLib.TrainLogic; this class adds the module's parameter node."""
 
     def __init__(self) -> None:
-        ScriptedLoadableModuleLogic.__init__(self)
-        TrainLogic.__init__(self)
+        # once: ScriptedLoadableModuleLogic.__init__ calls super().__init__(), which is TrainLogic.__init__ here
+        super().__init__()
 
     def getParameterNode(self):
         return HSAMTrainParameterNode(super().getParameterNode())
 
     @staticmethod
     def selectInSegmentModule(modelId: str) -> None:
-        """Make HSAM Segment use the model: its parameter node names it, and its model list is read again."""
+        """Make HSAM Segment use the model: its parameter node names it (its panel selects the model when it
+        next lists its models, which registering the model triggered)."""
         HSAMSegment.HSAMSegmentLogic().getParameterNode().model = modelId
-        slicer.modules.hsamsegment.widgetRepresentation().self().refreshModels()
 
 
 class HSAMTrainTest(ScriptedLoadableModuleTest):
-    """Runs the module's whole flow on small generated CT-like volumes with a tiny random-weight base model (real
-    engine code, a minute or two on a CPU): the logic trains and registers a model that HSAM Segment uses, then
-    the widget starts a run, cancels it and resumes it to the end."""
+    """The module's flow on small generated CT-like volumes with a tiny random-weight base model (real engine
+    code, a minute or two on a CPU): first use (Start enabled while the packages are missing; installing in either
+    module refreshes this module's models), the logic trains and registers a model that HSAM Segment uses, the
+    widget starts a run, cancels it (a resumable run) and resumes it to the end, and a scene closed during
+    training stops it without waiting and leaves it resumable. Installs nothing (skipped, with a message, when
+    HSAM's packages are missing) and restores every setting it changes. Not registered as a ctest (see
+    CMakeLists.txt): it needs PyTorch, which build machines do not have."""
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
-        self.test_HSAMTrain_flow()
+        runTests(self, [self.test_HSAMTrain_first_use, self.test_HSAMTrain_flow,
+                        self.test_HSAMTrain_scene_closed_during_training])
+
+    def widget(self):
+        return slicer.modules.hsamtrain.widgetRepresentation().self()
+
+    def prepareHome(self):
+        skipUnlessPackagesInstalled(self)
+        home = os.path.join(slicer.util.tempDirectory("HSAMTrainTest"), "home")
+        self.delayDisplay("Building a tiny base model")
+        buildTinyTestModel(HSAMTrainLogic().engine, os.path.join(home, "models", "hsam-test-tiny", "1"))
+        return home
+
+    def pairs(self):
+        return [(volume, caseFromVolume(volume, volume.GetName()))
+                for volume in (abdomenLikeVolume(f"HSAM train case {n}", variant=3 * n) for n in (1, 2))]
+
+    def test_HSAMTrain_first_use(self):
+        widget = self.widget()
+        widget.cases = CaseList()
+        widget.onCasesChanged()
+        widget.refreshModels()
+        processEventsWhile(lambda: widget._modelListing is not None)
+        if widget._missingPackages:
+            self.delayDisplay("Packages missing: Start fine-tuning must be enabled (it installs them first)")
+            self.assertTrue(widget.ui.applyButton.enabled)
+            self.assertIn("installs", widget.ui.problemsLabel.text)
+            self.skipTest(packagesMissingMessage() + " (the first-use check above passed; the test does not "
+                          "click Start, which would install them)")
+        home = self.prepareHome()
+        with preservedSettings([MODELS_FOLDER_SETTING]):
+            qt.QSettings().setValue(MODELS_FOLDER_SETTING, home)
+            self.delayDisplay("HSAM Segment's logic announces installed packages: this module lists again")
+            HSAMSegment.HSAMSegmentLogic().notifyModelsChanged("packages installed")
+            processEventsWhile(lambda: widget.ui.baseModelSelector.findData("hsam-test-tiny") < 0, timeout=300)
+        widget.refreshModels()
+        processEventsWhile(lambda: widget._modelListing is not None)
+        self.delayDisplay("Test passed")
 
     def test_HSAMTrain_flow(self):
-        installRequirements(missingRequirements(), self.delayDisplay)
-        home = os.path.join(slicer.util.tempDirectory("HSAMTrainTest"), "home")
+        home = self.prepareHome()
         logic = HSAMTrainLogic()
         logic.setModelsHome(home)
-        self.delayDisplay("Building a tiny base model")
-        HSAMSegment.buildTinyTestModel(logic.engine, os.path.join(home, "models", "hsam-test-tiny", "1"))
-        pairs = [self._case(f"HSAM train case {n}") for n in (1, 2)]
+        pairs = self.pairs()
         cases = CaseList()
         for volume, segmentation in pairs:
             cases.add(volume, segmentation)
+        with self.assertRaises(ValueError):  # one scan is one case: never both training and validation
+            cases.add(pairs[0][0], caseFromVolume(pairs[0][0], "second segmentation"))
         base = next(b for b in logic.baseModels() if b.id == "hsam-test-tiny")
         mapping = logic.suggestMapping(cases, base)
         self.assertEqual(mapping.targetOf("liver"), "liver")
@@ -513,50 +612,65 @@ class HSAMTrainTest(ScriptedLoadableModuleTest):
         segmentation = segmentLogic.process(pairs[0][0], None, model="hsam-test-finetuned", device="cpu")
         self.assertEqual(segmentation.GetSegmentation().GetNumberOfSegments(), 8)
 
-        self.delayDisplay("Start, cancel and resume with the module's buttons")
-        widget = slicer.modules.hsamtrain.widgetRepresentation().self()
-        widget.logic.setModelsHome(home)
+        with preservedSettings([MODELS_FOLDER_SETTING, DEVICE_SETTING]):
+            widget = self.startWidgetRun(home, pairs, "hsam-test-widget")
+            try:
+                processEventsWhile(lambda: widget.logic.isRunning and not widget.logic.job.progress.step)
+                self.delayDisplay("Cancel: the run stops with a checkpoint and can be resumed")
+                widget.ui.applyButton.click()  # Cancel
+                processEventsWhile(lambda: widget.logic.isRunning)
+                self.assertTrue(widget.logic.job.cancelled)
+                self.assertTrue(widget.logic.job.run.stateFile.is_file())
+                self.assertEqual(widget.ui.resumeRunSelector.currentText, "hsam-test-widget")
+                widget.ui.resumeButton.click()
+                processEventsWhile(lambda: widget.logic.isRunning)
+                self.assertTrue(widget.logic.job.succeeded, widget.logic.job.error)
+                self.assertEqual(widget._plot.table.GetTable().GetNumberOfRows(), 3)
+                for node in widget._plot.nodes():  # the panel's plot is not part of the user's scene
+                    self.assertFalse(node.GetSaveWithScene())
+                    self.assertTrue(node.GetHideFromEditors())
+                self.assertEqual(HSAMSegment.HSAMSegmentLogic().getParameterNode().model, "hsam-test-widget")
+            finally:
+                widget.ui.deviceSelector.currentText = self.userDevice
         widget.refreshModels()
-        HSAMSegment.processEventsWhile(lambda: widget._modelListing is not None)
+        self.delayDisplay("Test passed")
+
+    def test_HSAMTrain_scene_closed_during_training(self):
+        home = self.prepareHome()
+        with preservedSettings([MODELS_FOLDER_SETTING, DEVICE_SETTING]):
+            widget = self.startWidgetRun(home, self.pairs(), "hsam-test-scene-closed")
+            try:
+                job = widget.logic.job
+                processEventsWhile(lambda: job.isActive and not job.progress.step)
+                self.delayDisplay("Closing the scene during training: no wait, the run stays resumable")
+                started = time.monotonic()
+                slicer.mrmlScene.Clear(0)
+                self.assertLess(time.monotonic() - started, 2.0, "closing the scene waited for the training")
+                processEventsWhile(lambda: widget.logic.isRunning)
+                self.assertTrue(job.cancelled and job.sceneClosed and not job.error)
+                self.assertIn("hsam-test-scene-closed", [run.outputName for run in widget.logic.stoppedRuns()])
+                self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLPlotChartNode"), 0)
+                widget.logic.discardRun("hsam-test-scene-closed")
+            finally:
+                widget.ui.deviceSelector.currentText = self.userDevice
+        widget.refreshModels()
+        self.delayDisplay("Test passed")
+
+    def startWidgetRun(self, home, pairs, name):
+        """The module's widget on ``home``'s models with ``pairs`` as cases, after clicking Start fine-tuning."""
+        widget = self.widget()
+        self.userDevice = widget.ui.deviceSelector.currentText  # put back before the settings are restored
+        qt.QSettings().setValue(MODELS_FOLDER_SETTING, home)
+        widget.refreshModels()
+        processEventsWhile(lambda: widget._modelListing is not None)
         widget.cases = CaseList()
         for volume, segmentation in pairs:
             widget.addCase(volume, segmentation)
         widget.ui.baseModelSelector.currentIndex = widget.ui.baseModelSelector.findData("hsam-test-tiny")
         widget.ui.deviceSelector.currentText = "cpu"
         pn = widget._parameterNode
-        pn.outputName, pn.epochs, pn.sliceFraction, pn.batchSize, pn.freezeEncoder = \
-            "hsam-test-widget", 3, 0.25, 2, True
+        pn.outputName, pn.epochs, pn.sliceFraction, pn.batchSize, pn.freezeEncoder = name, 3, 0.25, 2, True
+        self.delayDisplay("Start fine-tuning with the module's button")
         widget.ui.applyButton.click()
-        HSAMSegment.processEventsWhile(lambda: widget.logic.isRunning and not widget.logic.job.progress.step)
-        widget.ui.applyButton.click()  # Cancel
-        HSAMSegment.processEventsWhile(lambda: widget.logic.isRunning)
-        self.assertTrue(widget.logic.job.cancelled)
-        self.assertEqual(widget.ui.resumeRunSelector.currentText, "hsam-test-widget")
-        widget.ui.resumeButton.click()
-        HSAMSegment.processEventsWhile(lambda: widget.logic.isRunning)
-        self.assertTrue(widget.logic.job.succeeded, widget.logic.job.error)
-        self.assertEqual(widget._plot.table.GetTable().GetNumberOfRows(), 3)
-        self.assertEqual(HSAMSegment.HSAMSegmentLogic().getParameterNode().model, "hsam-test-widget")
-        widget.logic.setModelsHome(slicer.util.settingsValue(HSAMSegment.MODELS_FOLDER_SETTING, ""))
-        widget.refreshModels()
-        self.delayDisplay("Test passed")
-
-    def _case(self, name):
-        """A generated CT-like volume and its segmentation: "liver" and "aorta" segments from its blobs."""
-        import numpy as np
-
-        volume = HSAMSegment.abdomenLikeVolume(name)
-        voxels = slicer.util.arrayFromVolume(volume)
-        labels = np.select([voxels == 120, voxels == 250], [1, 2], 0).astype(np.uint8)
-        labelmap = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode")
-        labelmap.CopyOrientation(volume)
-        slicer.util.updateVolumeFromArray(labelmap, labels)
-        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", name + " segmentation")
-        slicer.modules.segmentations.logic().ImportLabelmapToSegmentationNode(labelmap, segmentation)
-        slicer.mrmlScene.RemoveNode(labelmap)
-        content = segmentation.GetSegmentation()
-        names = {1: "liver", 2: "aorta"}
-        for index in range(content.GetNumberOfSegments()):
-            segment = content.GetNthSegment(index)
-            segment.SetName(names[segment.GetLabelValue()])
-        return volume, segmentation
+        self.assertTrue(widget.logic.isRunning, widget.ui.statusLog.plainText)
+        return widget

@@ -10,6 +10,18 @@ from .job import SegmentationJob
 from .models import ModelInfo
 
 
+NO_ORGAN = "Check at least one organ to segment."
+
+
+def organsToSegment(checked: Sequence[str], available: Sequence[str]) -> Optional[List[str]]:
+    """The ``organs`` argument for the organs checked in the panel: None when all are (the model's default),
+    the checked ones for a subset; none checked is refused (it never silently means all)."""
+    checked = [name for name in available if name in set(checked)]
+    if not checked:
+        raise ValueError(NO_ORGAN)
+    return None if len(checked) == len(available) else checked
+
+
 class SegmentLogic(EngineLogic):
     def __init__(self, engine: Optional[Engine] = None):
         super().__init__(engine)
@@ -27,6 +39,8 @@ class SegmentLogic(EngineLogic):
             raise RuntimeError("A segmentation is already running: wait for it or cancel it first.")
         if inputVolume is None:
             raise ValueError("Select an input volume.")
+        if organs is not None and not list(organs):
+            raise ValueError(NO_ORGAN + " (organs=None segments every organ of the model)")
         self.job = SegmentationJob(self.engine, inputVolume, outputSegmentation, model, device, organs, postprocess,
                                    show3D, downloadModel, progressCallback, self.tempRoot, self.keepTempFiles)
         self.job.start()
@@ -38,8 +52,8 @@ class SegmentLogic(EngineLogic):
         """Segment ``inputVolume`` into ``outputSegmentation`` and wait for the result (blocking; no Qt needed).
 
         model: a registry id or a model folder (None: the engine's default model). device: auto, cpu, cuda:N
-        or mps. organs: names from the model card (None: all). Returns the segmentation node (a new one when
-        ``outputSegmentation`` is None); raises RuntimeError with the engine's message when it fails."""
+        or mps. organs: names from the model card (None: all; an empty list is refused). Returns the
+        segmentation node (a new one when ``outputSegmentation`` is None); raises RuntimeError with the engine's message when it fails."""
         job = self.startSegmentation(inputVolume, outputSegmentation, model, device, organs, postprocess, show3D,
                                      downloadModel, progressCallback)
         job.wait()
@@ -61,4 +75,5 @@ class SegmentLogic(EngineLogic):
             else:
                 continue
             removed.append(path)
+        self.notifyModelsChanged("models deleted")
         return removed

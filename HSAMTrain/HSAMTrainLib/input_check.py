@@ -42,3 +42,10 @@ def inputProblems(cases: Sequence[TrainingCase], mapping: LabelMapping, outputNa
         if newClass["name"].lower() not in learnt:
             problems.append(f"New class {newClass['name']!r} is not shown in any training case.")
     return problems
+
+
+def startBlockers(missingPackages: Sequence[object], problems: Sequence[str]) -> List[str]:
+    """What keeps Start fine-tuning disabled. With the engine's packages missing nothing does: the models (and so
+    the base model, the mapping and the checks) can only be listed once Start has installed them, so the first
+    click installs, lists and then trains or says what is still needed."""
+    return [] if missingPackages else list(problems)

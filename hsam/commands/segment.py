@@ -2,41 +2,14 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-from typing import List, Tuple
+import sys
+from typing import List
 
 from ..io.volume import VolumeError
-from ..progress import EXIT_CANCELLED, Cancelled, StopFlag, make_reporter
+from ..progress import EXIT_CANCELLED, EXIT_ERROR, Cancelled, Reporter, StopFlag, make_reporter
+from .segment_plan import Job, plan_jobs
 
-VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 DEFAULT_MODEL_ID = "hsam-abdomen-ct"
-
-
-def _is_volume_file(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(VOLUME_SUFFIXES) and \
-        not path.name.lower().endswith(".seg.nrrd")
-
-
-def plan_jobs(inputs: str, output: str, fmt: str) -> List[Tuple[Path, Path]]:
-    """(input, output) pairs: one file or DICOM folder, a folder of volume files, or a .txt list of paths."""
-    src, dst = Path(inputs), Path(output)
-    if src.is_file() and src.suffix.lower() == ".txt":
-        sources = [Path(line.strip()) for line in src.read_text().splitlines() if line.strip()]
-    elif src.is_dir() and any(_is_volume_file(p) for p in src.iterdir()):
-        sources = sorted(p for p in src.iterdir() if _is_volume_file(p))
-    else:
-        return [(src, dst)]
-    if dst.suffix and not dst.is_dir():
-        raise ValueError(f"{output}: several inputs need an output folder, not a file name")
-    return [(s, dst / (_stem(s) + fmt)) for s in sources]
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in VOLUME_SUFFIXES:
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,21 +24,27 @@ def run(args: argparse.Namespace) -> int:
     stop = StopFlag()
     stop.install_signal_handlers()
     try:
-        jobs = plan_jobs(args.input, args.output, args.format)
+        # Outputs are checked before the model loads: a bad -o fails in a second, never after the computation.
+        plan = plan_jobs(args.input, args.output, args.format, args.uncertainty)
         device = choose_device(args.device, reporter.log)
         model = load_model(args.model, device=device)
         # On a CPU one slice per pass is as fast as larger batches (measured: docs/inference.md) and needs less RAM.
         batch_size = args.batch_size or (8 if device.type == "cuda" else 1)
         predictor = SlicePredictor(model, device, batch_size, reporter.log, args.precision)
-        for index, (src, dst) in enumerate(jobs):
-            uncertainty = None
-            if args.uncertainty:
-                uncertainty = Path(args.uncertainty) if len(jobs) == 1 else dst.with_name(
-                    _stem(dst).replace(".seg", "") + "_uncertainty.nii.gz")
-            out = segment_file(predictor, src, dst, args.organs, not args.no_postprocess, uncertainty, reporter,
-                               stop)
-            reporter.event("result", path=str(out), input=str(src), index=index, total=len(jobs),
-                           uncertainty=str(uncertainty) if uncertainty else None)
+        failed: List[Job] = []
+        for index, job in enumerate(plan.jobs):
+            try:
+                out = segment_file(predictor, job.input, job.output, args.organs, not args.no_postprocess,
+                                   job.uncertainty, reporter, stop)
+            except (VolumeError, ValueError, OSError) as exc:
+                if not plan.batch:
+                    raise
+                # One bad volume in a batch: say so and go on with the others; the exit status reports it.
+                failed.append(job)
+                _report_failure(reporter, args.progress, str(exc), job, index, len(plan.jobs))
+                continue
+            reporter.event("result", path=str(out), input=str(job.input), index=index, total=len(plan.jobs),
+                           uncertainty=str(job.uncertainty) if job.uncertainty else None)
     except Cancelled:
         reporter.close()
         reporter.event("error", message="cancelled; no output was written for the interrupted volume",
@@ -77,7 +56,21 @@ def run(args: argparse.Namespace) -> int:
             reporter.event("error", message=str(exc))
         raise
     reporter.close()
+    if failed:
+        summary = (f"{len(failed)} of {len(plan.jobs)} inputs failed ({', '.join(str(j.input) for j in failed)}); "
+                   f"the other {len(plan.jobs) - len(failed)} results are written")
+        if args.progress == "jsonl":
+            reporter.event("error", message=summary, failed=[str(j.input) for j in failed], total=len(plan.jobs))
+        print(f"hsam: error: {summary}", file=sys.stderr)
+        return EXIT_ERROR
     return 0
+
+
+def _report_failure(reporter: Reporter, progress: str, message: str, job: Job, index: int, total: int) -> None:
+    reporter.close()  # end a progress bar before the line
+    if progress == "jsonl":
+        reporter.event("error", message=message, input=str(job.input), index=index, total=total)
+    print(f"hsam: error: {message}", file=sys.stderr)
 
 
 def register(sub) -> None:
@@ -92,7 +85,8 @@ def register(sub) -> None:
                    help="auto: bf16/fp16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--organs", nargs="+", help="only these organs (names from the model card)")
     p.add_argument("--no-postprocess", action="store_true", help="keep every island (default: largest per organ)")
-    p.add_argument("--uncertainty", help="also write a per-voxel uncertainty map (entropy of fused probabilities)")
+    p.add_argument("--uncertainty", help="also write a per-voxel uncertainty map (entropy of fused probabilities; .nii.gz, "
+                   ".nrrd or .mha); for several inputs any value turns it on, with maps named <input>_uncertainty.nii.gz")
     p.add_argument("--format", default=".seg.nrrd", help="output suffix for folder/list inputs")
     p.add_argument("--progress", choices=["tqdm", "jsonl"], default="tqdm", help="jsonl: one JSON event per line")
     p.set_defaults(func=run)

@@ -3,8 +3,11 @@ terminology. Files are written to a temporary name beside the target and renamed
 no partial output and never half-overwrites an existing file."""
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Dict, List, Union
+from typing import Dict, List, Optional, Set, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -24,6 +27,44 @@ def output_kind(path: Union[str, Path]) -> str:
     raise ValueError(f"{path}: unsupported output type; use .seg.nrrd (Slicer segmentation), .nii.gz, .nrrd or .mha")
 
 
+def check_image_output(path: Union[str, Path]) -> None:
+    """An image (not a segmentation) output such as the uncertainty map: a volume file suffix."""
+    if not str(path).lower().endswith(LABELMAP_SUFFIXES) or str(path).lower().endswith(".seg.nrrd"):
+        raise ValueError(f"{path}: unsupported type for an image output; use .nii.gz, .nrrd or .mha")
+
+
+def written_files(path: Union[str, Path]) -> List[Path]:
+    """Every file a write to ``path`` creates or replaces: a MetaImage header also has its compressed data file."""
+    path = Path(path)
+    if path.name.lower().endswith(".mhd"):
+        return [path, path.with_name(path.name[: -len(".mhd")] + ".zraw")]
+    return [path]
+
+
+def check_writable(path: Union[str, Path], probed: Optional[Set[Path]] = None) -> None:
+    """Fail now, not after the computation, when ``path`` cannot be written: the nearest existing folder above it
+    must be a folder we may create files in (probed with an unnamed temporary file, once per folder in
+    ``probed``), and ``path`` no folder."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder; give an output file name")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"{path}: cannot be written: {folder} is a file, not a folder")
+    if probed is not None:
+        if folder in probed:
+            return
+        probed.add(folder)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be written in {folder} ({exc.strerror or exc}); choose a folder you can "
+                         "write to") from None
+
+
 def _suffix(path: Path) -> str:
     name = path.name.lower()
     for suffix in (".seg.nrrd", ".nii.gz") + LABELMAP_SUFFIXES:
@@ -33,7 +74,30 @@ def _suffix(path: Path) -> str:
 
 
 def _write(path: Union[str, Path], writer) -> Path:
-    return write_atomic(path, writer, suffix=_suffix(Path(path)))
+    try:
+        if Path(path).name.lower().endswith(".mhd"):
+            return _write_metaimage_pair(Path(path), writer)
+        return write_atomic(path, writer, suffix=_suffix(Path(path)))
+    except RuntimeError as exc:  # SimpleITK's writers: one line, not a traceback
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown reason"
+        raise OSError(f"{path}: cannot be written ({last[:200]})") from None
+
+
+def _write_metaimage_pair(path: Path, writer) -> Path:
+    """A .mhd header names its data file, so both are written under their final names in a temporary folder beside
+    the target and then moved: the data file first, the header (which makes the pair visible) last."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    try:
+        writer(str(folder / path.name))
+        umask = os.umask(0)
+        os.umask(umask)
+        for part in sorted(folder.iterdir(), key=lambda p: p.name == path.name):
+            os.chmod(part, 0o666 & ~umask)
+            os.replace(part, path.parent / part.name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return path
 
 
 def ijk_to_lps(image: sitk.Image) -> np.ndarray:

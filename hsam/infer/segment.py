@@ -78,7 +78,12 @@ def segment_file(predictor: SlicePredictor, input_path: Union[str, Path], output
                                                reporter, stop, source=str(input_path))
     if stop:
         stop.check()  # a cancel that arrives after the last batch still writes nothing
-    out = write_labels(labels, output_path, specs)
-    if uncertainty_path is not None:
-        write_image(uncertainty, uncertainty_path)
-    return out
+    if uncertainty_path is None:
+        return write_labels(labels, output_path, specs)
+    # The map first: should the label file then fail, the map is taken back, so no half result stays behind.
+    written = write_image(uncertainty, uncertainty_path)
+    try:
+        return write_labels(labels, output_path, specs)
+    except BaseException:
+        written.unlink(missing_ok=True)
+        raise

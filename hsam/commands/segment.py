@@ -85,8 +85,9 @@ def register(sub) -> None:
                    help="auto: bf16/fp16 autocast on CUDA, fp32 on CPU")
     p.add_argument("--organs", nargs="+", help="only these organs (names from the model card)")
     p.add_argument("--no-postprocess", action="store_true", help="keep every island (default: largest per organ)")
-    p.add_argument("--uncertainty", help="also write a per-voxel uncertainty map (entropy of fused probabilities; .nii.gz, "
-                   ".nrrd or .mha); for several inputs any value turns it on, with maps named <input>_uncertainty.nii.gz")
+    p.add_argument("--uncertainty", help="also write a per-voxel uncertainty map (entropy of fused probabilities; "
+                   ".nii.gz, .nrrd or .mha); for several inputs any value turns it on, with maps named "
+                   "<input>_uncertainty.nii.gz")
     p.add_argument("--format", default=".seg.nrrd", help="output suffix for folder/list inputs")
     p.add_argument("--progress", choices=["tqdm", "jsonl"], default="tqdm", help="jsonl: one JSON event per line")
     p.set_defaults(func=run)

@@ -124,8 +124,8 @@ def check_plan(plan: Plan) -> None:
             hit = protected.get(_identity(out)) or protected.get(_spelling(out))
             if hit is not None:
                 where = "is the input" if hit == job.input else "would replace the input file"
-                raise ValueError(f"the output {out} {where} {hit}; results never overwrite inputs: choose another output "
-                                 f"{'folder' if plan.batch else 'name'} with -o")
+                raise ValueError(f"the output {out} {where} {hit}; results never overwrite inputs: choose another "
+                                 f"output {'folder' if plan.batch else 'name'} with -o")
             previous = owners.setdefault(_spelling(out), role)
             if previous != role:
                 raise ValueError(f"{out} would be written twice, as {previous} and as {role}; rename one input or "

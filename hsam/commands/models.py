@@ -21,9 +21,16 @@ def _list(args, reporter) -> int:
     rows = list_models()
     lines = [f"{'ID':24} {'VERSION':8} {'KIND':13} {'STATE':15} {'SIZE':>9}  TITLE"]
     lines += [f"{r['id']:24} {r['version'] or '-':8} {r['kind']:13} {r['state']:15} "
-              f"{human_size(r['size']) if r['size'] is not None else '':>9}  {r['title']}" for r in rows]
+              f"{human_size(r['size']) if r['size'] is not None else '':>9}  {_title(r)}" for r in rows]
     _result(args, reporter, "\n".join(lines), models=rows)
     return 0
+
+
+def _title(row) -> str:
+    if row.get("problem"):
+        return f"{row['title']} ({row['problem']})"
+    labels = row.get("labels") or []
+    return f"{row['title']} [{len(labels)} labels]" if row["kind"] == "model" and labels else row["title"]
 
 
 def _info(args, reporter) -> int:

@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Union
 
 from ..atomic import write_atomic
 
 FORMAT = "hsam-model/1"
 CARD_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
+SCHEMA_FILE = Path(__file__).with_name("model-card.schema.json")
 
 CT_WINDOW = {"kind": "ct_window", "window": [-125.0, 275.0]}
 
@@ -34,10 +36,36 @@ def read_card(directory: Path) -> Dict[str, Any]:
         found = card.get("format") if isinstance(card, dict) else None
         raise ModelCardError(f"{path}: unsupported model card format {found!r} (expected {FORMAT!r}); update hsam "
                              "or re-export the model")
-    for key in ("id", "config", "backbone_weights", "labels", "normalization", "files"):
-        if key not in card:
-            raise ModelCardError(f"{path}: model card lacks '{key}'")
+    check_card(card, path)
     return card
+
+
+@lru_cache(maxsize=1)
+def _validator():
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _field(error) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".") or "card"
+
+
+def check_card(card: Any, where: Union[str, Path]) -> None:
+    """``card`` against the schema (``model-card.schema.json``, the one description of a card), then the one rule
+    a schema cannot say: one label per foreground class. The error names the first bad field."""
+    errors = sorted(_validator().iter_errors(card), key=lambda e: (len(e.absolute_path), list(map(str, e.path))))
+    if errors:
+        error = errors[0]
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ModelCardError(f"{where}: invalid model card: {_field(error)}: {error.message}{more}")
+    classes = card["config"]["num_classes"]
+    values = sorted(label["value"] for label in card["labels"])
+    if values != list(range(1, classes)):
+        raise ModelCardError(f"{where}: invalid model card: labels: values {values} do not match config.num_classes "
+                             f"{classes} (one label for each of the values 1 to {classes - 1})")
 
 
 def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:

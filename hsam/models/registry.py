@@ -38,26 +38,45 @@ def entry_path(entry: CatalogEntry) -> Optional[Path]:
 
 
 def _card_summary(path: Path) -> Dict[str, Any]:
+    """What the card says, or ``{"problem": ...}`` for a card that is missing, unreadable or invalid."""
     try:
         card = read_card(path)
-    except ModelCardError as exc:
-        return {"title": f"(unreadable model card: {exc})"}
+    except (ModelCardError, OSError) as exc:
+        return {"problem": str(exc)}
     return {"title": card.get("title", card["id"]), "description": card.get("description", ""),
-            "backbone": card["config"].get("backbone"), "labels": [label["name"] for label in card["labels"]],
-            "license": card.get("license"), "files": card["files"]}
+            "version": card.get("version", ""), "backbone": card["config"].get("backbone"),
+            "labels": [label["name"] for label in card["labels"]], "license": card.get("license"),
+            "files": card["files"]}
+
+
+def _with_card(row: Dict[str, Any], path: Path, title_from_card: bool) -> Dict[str, Any]:
+    """A listed model with its labels from its card; a broken card marks the model broken instead of failing."""
+    summary = _card_summary(path)
+    if "problem" in summary:
+        return dict(row, state="broken", labels=[], problem=summary["problem"])
+    return dict(row, labels=summary["labels"], problem=None, **({"title": summary["title"]} if title_from_card else {}))
+
+
+def _catalog_row(entry: CatalogEntry) -> Dict[str, Any]:
+    row = {"id": entry.id, "version": entry.version, "kind": entry.kind, "title": entry.title, "source": "catalog",
+           "state": entry_state(entry), "size": entry.download_size, "path": str(entry_path(entry) or ""),
+           "labels": list(entry.labels), "problem": None}
+    if entry.kind == "model" and row["state"] in ("bundled", "installed"):
+        return _with_card(row, Path(row["path"]), title_from_card=False)
+    return row
 
 
 def list_models() -> List[Dict[str, Any]]:
+    """Every catalog entry and installed model with its state (``broken`` with a ``problem`` for a bad card)."""
     catalog = load_catalog()
-    rows = [{"id": e.id, "version": e.version, "kind": e.kind, "title": e.title, "source": "catalog",
-             "state": entry_state(e), "size": e.download_size, "path": str(entry_path(e) or "")}
-            for e in catalog.values()]
+    rows = [_catalog_row(e) for e in catalog.values()]
     for model_id, version, path in list_installed():
         entry = catalog.get(model_id)
         if entry is not None and entry.version == version:
             continue  # listed above as an installed catalog model
-        rows.append({"id": model_id, "version": version, "kind": "model", "title": _card_summary(path)["title"],
-                     "source": "local", "state": "installed", "size": None, "path": str(path)})
+        rows.append(_with_card({"id": model_id, "version": version, "kind": "model", "title": model_id,
+                                "source": "local", "state": "installed", "size": None, "path": str(path)},
+                               path, title_from_card=True))
     return rows
 
 
@@ -75,8 +94,13 @@ def model_info(ref: str) -> Dict[str, Any]:
                     path=str(entry_path(entry) or ""), download_size=entry.download_size,
                     files=[{"name": f.name, "url": f.url, "size": f.size, "sha256": f.sha256,
                             "folder": str(file_folder(entry))} for f in entry.files])
+    if path is None and entry is not None and entry.install == "bundled":
+        path = entry.path
     if path is not None:
-        info.update(_card_summary(path), path=str(path), version=path.name if path.parent.name == model_id else "")
+        summary = _card_summary(path)
+        info.update(summary, path=str(path), state="broken" if "problem" in summary else info.get("state", "installed"))
+        if path.parent.name == model_id:
+            info["version"] = path.name
     return info
 
 

@@ -126,3 +126,20 @@ def test_training_refuses_a_truncated_case(ct, tmp_path):
     os.truncate(image, 0)  # an empty file: SimpleITK's own error, still one clear line
     with pytest.raises(TrainingError, match="cannot be read"):
         load_cases([Case(str(image), str(label))], load_label_map(None, None), {"kind": "ct_window"}, "LPS")
+
+
+def test_training_refuses_a_truncated_slicer_segmentation(ct, tmp_path):
+    """Slicer .seg.nrrd labels are read by SimpleITK's NRRD reader, which refuses short data itself."""
+    from hsam.infer.output import write_labels
+    from hsam.models import BTCV_8_ORGANS
+    from hsam.train.errors import TrainingError
+    from hsam.train.labelmap import load_label_map
+    from hsam.train.segmentation import read_segmentation
+
+    seg = tmp_path / "labels.seg.nrrd"
+    write_labels(sitk.Cast(ct > 100, sitk.sitkUInt8), seg, BTCV_8_ORGANS)
+    label_map = load_label_map(None, None)
+    assert sitk.GetArrayFromImage(read_segmentation(seg, ct, label_map, "a")).any()
+    _truncate(seg, 0.9)
+    with pytest.raises(TrainingError, match="cannot be read"):
+        read_segmentation(seg, ct, label_map, "a")

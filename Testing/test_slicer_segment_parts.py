@@ -209,7 +209,11 @@ def test_training_cases_are_a_manifest_hsam_train_reads(tmp_path):
     segmentation.GetSegmentation().GetNthSegment(0).SetName("liver")
 
     first = addTrainingCase(volume, segmentation, tmp_path)
-    second = addTrainingCase(volume, segmentation, tmp_path)
+    assert addTrainingCase(volume, segmentation, tmp_path) == first  # saved again: its case is updated
+    assert len(readManifest(tmp_path)) == 1
+    corrected = scene.AddNewNodeByClass("vtkMRMLSegmentationNode")  # another segmentation of the same volume
+    corrected.GetSegmentation().DeepCopy(segmentation.GetSegmentation())
+    second = addTrainingCase(volume, corrected, tmp_path)
     assert (first.name, second.name) == ("case_one", "case_one_2")
     assert [c["image"] for c in readManifest(tmp_path)] == ["case_one/image.nrrd", "case_one_2/image.nrrd"]
     case = read_manifest(tmp_path / "cases.json").cases[1]

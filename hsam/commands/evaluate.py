@@ -43,15 +43,28 @@ def _to_classes(reference: np.ndarray, label_map, source: Path) -> np.ndarray:
     return lut[reference]
 
 
+def _checked_prediction(path: Path) -> sitk.Image:
+    from ..infer.plausibility import check_label_values
+    from ..io.volume import read_image
+
+    image = read_image(path)
+    check_label_values(sitk.GetArrayViewFromImage(image), path, "prediction")
+    return image
+
+
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.geometry import align_reference
     from ..evaluation.label_agreement import labelling_warning
     from ..evaluation.metrics import score_organs
     from ..evaluation.report import case_names, markdown, write_csv
+    from ..infer.plausibility import check_label_values
     from ..io.volume import read_image
     from ..models.labels import BTCV_8_ORGANS
 
     labels = _expand(args.labels)
+    for label_path in labels:  # before any model runs: a CT given as the labels is a mistake to stop at once
+        label_image = read_image(label_path)  # kept referenced while its array view is read
+        check_label_values(sitk.GetArrayViewFromImage(label_image), label_path, "reference")
     names: Dict[int, str] = {s["value"]: s["name"] for s in BTCV_8_ORGANS}
     if _is_model(args.target):
         from ..infer.device import choose_device
@@ -71,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         cases = case_names(images)
     else:
         images = _expand([args.target])
-        predictions = (read_image(p) for p in images)
+        predictions = (_checked_prediction(p) for p in images)
         cases = case_names(images)
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} predictions/images but {len(labels)} label files; give them in pairs")

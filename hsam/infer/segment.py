@@ -12,6 +12,7 @@ from ..io.orientation import from_canonical, to_canonical
 from ..io.volume import VolumeError, read_image
 from ..progress import Reporter, StopFlag
 from .output import write_image, write_labels
+from .plausibility import warn_if_implausible
 from .postprocess import keep_largest_components
 from .slice_predictor import SlicePredictor
 
@@ -48,6 +49,7 @@ def segment_image(predictor: SlicePredictor, image: sitk.Image, organs: Optional
     canonical, code = to_canonical(image, card.get("canonical_orientation", "LPS"))
     volume = sitk.GetArrayViewFromImage(canonical)
     check_intensities(volume, source)
+    warn_if_implausible(image, card, source, reporter.log if reporter else None)
     result = predictor.predict(
         volume, uncertainty,
         on_progress=(lambda done, total: reporter.progress(done, total, stage="segmenting", case=source))

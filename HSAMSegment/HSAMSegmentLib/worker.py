@@ -192,10 +192,13 @@ class WorkerProcess:
             return
         if sys.platform == "win32":
             # /T: the launcher's children too (PythonSlicer.exe starts the real Python as a child)
-            result = subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True,
-                                    timeout=30, **childProcessOptions())
-            if result.returncode != 0 and self._process.poll() is None:
-                self._process.kill()  # at least the process itself
+            try:
+                subprocess.run(["taskkill", "/F", "/T", "/PID", str(self._process.pid)], capture_output=True,
+                               timeout=30, **childProcessOptions())
+            except (OSError, subprocess.SubprocessError):
+                pass
+            if self._process.poll() is None:
+                self._process.kill()  # taskkill failed: at least the process itself
         else:
             _signalGroup(self._process.pid, signal.SIGKILL)
 

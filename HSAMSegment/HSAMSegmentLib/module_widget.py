@@ -12,6 +12,7 @@ from slicer.i18n import tr as _
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleWidget
 from slicer.util import VTKObservationMixin
 
+from .dependencies import describeMissing
 from .engine import engineAvailable
 from .job import ProcessingState
 from .models import modelsFromEvents
@@ -155,7 +156,7 @@ class EngineModuleWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         missing = self.logic.missingPackages()
         if not missing:
             return True
-        names = "\n".join(str(requirement) for requirement in missing)
+        names = "\n".join(describeMissing(requirement) for requirement in missing)
         if not slicer.util.confirmOkCancelDisplay(
                 _("HSAM needs these Python packages, which are not installed yet:\n\n{names}\n\n"
                   "Install them now? PyTorch alone is a download of up to a few GB and can take several "

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 import qt
 import slicer
 
-from .dependencies import missingRequirements
+from .dependencies import describeMissing, missingRequirements
 from .engine import Engine
 from .worker import WorkerProcess
 
@@ -24,7 +24,7 @@ def packagesMissingMessage() -> str:
         return ""
     return ("Skipped: HSAM's Python packages are not installed ({names}). The self-test does not install them: "
             "click Segment organs (HSAM Segment) or Start fine-tuning (HSAM Train) once, agree to the install, "
-            "then run the test again.").format(names=", ".join(str(r) for r in missing))
+            "then run the test again.").format(names=", ".join(describeMissing(r) for r in missing))
 
 
 def skipUnlessPackagesInstalled(testCase: unittest.TestCase) -> None:

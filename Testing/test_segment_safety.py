@@ -111,7 +111,7 @@ def test_two_inputs_with_one_stem_are_refused_before_work(ct, tmp_path):
 @pytest.mark.parametrize("case, needle", [
     ("extension", "unsupported output type"), ("format", "with its dot"), ("parent_is_file", "is a file"),
     ("unwritable", "cannot be written"), ("uncertainty_png", "unsupported type for an image output"),
-    ("uncertainty_is_output", "written twice")])
+    ("uncertainty_is_output", "written twice"), ("missing_input", "no such file")])
 def test_unusable_outputs_fail_before_the_model_loads(ct, tmp_path, case, needle):
     src = tmp_path / "v.nii.gz"
     sitk.WriteImage(ct, str(src), True)
@@ -130,6 +130,8 @@ def test_unusable_outputs_fail_before_the_model_loads(ct, tmp_path, case, needle
         if not Path("/sys").is_dir() or _can_create_in("/sys"):
             pytest.skip("needs a folder no one may create files in (/sys on Linux)")
         args[2] = Path("/sys/hsam-test/out.nii.gz")
+    elif case == "missing_input":
+        args[0] = tmp_path / "absent.nii.gz"
     elif case == "uncertainty_png":
         args += ["--uncertainty", tmp_path / "u.png"]
     else:

@@ -43,6 +43,8 @@ def stem(path: Path) -> str:
 def plan_jobs(inputs: str, output: str, fmt: str, uncertainty: Optional[str] = None) -> Plan:
     """One file or DICOM folder, a folder of volume files, or a .txt list of paths; checked (see ``check_plan``)."""
     src, dst = Path(inputs), Path(output)
+    if not src.exists():
+        raise ValueError(f"{src}: no such file or folder")
     if not fmt.startswith("."):
         raise ValueError(f"--format {fmt}: give an output suffix with its dot, e.g. --format .nii.gz")
     output_kind("x" + fmt)

@@ -224,3 +224,46 @@ def test_verify_reports_an_unsafe_card_instead_of_failing(home, tiny):
     (target / "model.json").write_text(json.dumps(card))
     bad = [c for c in verify("tiny-liver") if c.problem]
     assert len(bad) == 1 and "../../victim" in bad[0].problem and os.path.basename(bad[0].path) == "model.json"
+
+
+def test_a_file_named_zip_that_is_not_one(home, tmp_path, capsys):
+    fake = tmp_path / "model.zip"
+    fake.write_bytes(b"PK but not really a zip" * 100)
+    assert main(["models", "import", str(fake)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hsam: error:") and "not a readable zip file" in err and "Traceback" not in err
+
+
+def _zip_with(tiny, path, card_changes=None, extra=None, compression=zipfile.ZIP_DEFLATED):
+    card = json.loads((tiny / "model.json").read_text())
+    card.update(card_changes or {})
+    with zipfile.ZipFile(path, "w", compression) as archive:
+        archive.writestr("model/model.json", json.dumps(card))
+        archive.write(tiny / "weights.safetensors", "model/weights.safetensors")
+        for name, data in (extra or {}).items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_a_zip_card_is_checked_before_anything_is_unpacked(home, tiny, tmp_path, capsys):
+    """30 MB stored beside a broken card: refused for the card, and not a byte written."""
+    archive = _zip_with(tiny, tmp_path / "big.zip", {"labels": "x"}, {"model/big.bin": bytes(30 << 20)},
+                        compression=zipfile.ZIP_STORED)
+    assert main(["models", "import", str(archive)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("hsam: error:") and "big.zip:model/model.json: invalid model card: labels" in err
+    assert [p.name for p in home.iterdir()] == ["victim"]
+
+
+def test_a_zip_bomb_is_refused_before_unpacking(home, tiny, tmp_path):
+    archive = _zip_with(tiny, tmp_path / "bomb.zip", extra={"model/weights.bin": bytes(50 << 20)})
+    with pytest.raises(ValueError, match="zip bomb"):
+        import_path(archive, reporter=_quiet())
+    assert [p.name for p in home.iterdir()] == ["victim"]
+
+
+def test_only_the_files_the_card_names_are_unpacked(home, tiny, tmp_path):
+    archive = _zip_with(tiny, tmp_path / "extra.zip", extra={"model/notes.txt": b"x", "README": b"y"})
+    target = import_path(archive, reporter=_quiet())
+    assert sorted(p.name for p in target.iterdir()) == ["model.json", "weights.safetensors"]
+    assert sorted(p.name for p in home.iterdir()) == ["models", "victim"]  # the unpacked copy is gone

@@ -28,15 +28,20 @@ def read_card(directory: Path) -> Dict[str, Any]:
     path = Path(directory) / CARD_FILE
     if not path.is_file():
         raise ModelCardError(f"{directory}: not a model directory ({CARD_FILE} missing)")
+    return parse_card(path.read_bytes(), path)
+
+
+def parse_card(data: bytes, where: Union[str, Path]) -> Dict[str, Any]:
+    """A card from the bytes of a ``model.json`` (a file, or an entry of a zip not yet unpacked), checked."""
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
+        card = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelCardError(f"{path}: not valid JSON ({exc})") from None
+        raise ModelCardError(f"{where}: not valid JSON ({exc})") from None
     if not isinstance(card, dict) or card.get("format") != FORMAT:
         found = card.get("format") if isinstance(card, dict) else None
-        raise ModelCardError(f"{path}: unsupported model card format {found!r} (expected {FORMAT!r}); update hsam "
+        raise ModelCardError(f"{where}: unsupported model card format {found!r} (expected {FORMAT!r}); update hsam "
                              "or re-export the model")
-    check_card(card, path)
+    check_card(card, where)
     return card
 
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import List, Optional, Union
 
 from ..model.official import inspect_release
@@ -19,7 +18,8 @@ from .card import CARD_FILE, WEIGHTS_FILE, ModelCardError, read_card, write_json
 from .catalog import CatalogEntry, RemoteFile, check_name, load_catalog
 from .download import download
 from .filelock import FileLock
-from .safe_path import UnsafeNameError, contained, name_problem
+from .model_zip import unpacked_model_zip
+from .safe_path import contained
 from .verify import card_file_names, entry_checks, file_problem
 
 
@@ -149,39 +149,8 @@ def _import_dir(source: Path, model_id: Optional[str], force: bool, version: Opt
 
 
 def _import_zip(path: Path, model_id: Optional[str], force: bool, version: Optional[str] = None) -> Path:
-    with zipfile.ZipFile(path) as archive:
-        root = _zip_model_root(archive, path)
-        hsam_home().mkdir(parents=True, exist_ok=True)
-        unpacked = Path(tempfile.mkdtemp(dir=hsam_home(), prefix=".unzip-"))
-        try:
-            for info in archive.infolist():
-                if root in PurePosixPath(info.filename).parents and not info.is_dir():
-                    _unpack(archive, info, unpacked)
-            return _import_dir(unpacked / root, model_id, force, version)
-        finally:
-            shutil.rmtree(unpacked)
-
-
-def _unpack(archive: zipfile.ZipFile, info: zipfile.ZipInfo, folder: Path) -> None:
-    """One checked entry, written by name rather than by ``ZipFile.extract``, which would quietly rename an
-    unsafe entry instead of refusing it."""
-    target = contained(folder, info.filename, "zip entry", flat=False)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with archive.open(info) as source, open(target, "xb") as out:
-        shutil.copyfileobj(source, out)
-
-
-def _zip_model_root(archive: zipfile.ZipFile, path: Path) -> PurePosixPath:
-    for info in archive.infolist():
-        symlink = (info.external_attr >> 16) & 0o170000 == 0o120000
-        problem = "it is a symlink" if symlink else \
-            name_problem(info.filename.rstrip("/") if info.is_dir() else info.filename, flat=False)
-        if problem:
-            raise UnsafeNameError(f"{path}: refused, the zip holds an unsafe entry {info.filename!r} ({problem})")
-    cards = [PurePosixPath(i.filename) for i in archive.infolist() if PurePosixPath(i.filename).name == CARD_FILE]
-    if len(cards) != 1:
-        raise CheckpointError(f"{path}: holds {len(cards)} {CARD_FILE} files; a model zip holds one model directory")
-    return cards[0].parent
+    with unpacked_model_zip(path, hsam_home()) as model_dir:
+        return _import_dir(model_dir, model_id, force, version)
 
 
 def _import_checkpoint(path: Path, model_id: Optional[str], force: bool) -> Path:

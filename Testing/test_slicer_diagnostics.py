@@ -67,3 +67,11 @@ def test_collector_runs_in_the_background(tmp_path):
     while not collector.done and time.monotonic() < deadline:
         time.sleep(0.05)
     assert collector.done and "- Engine: no report" in collector.text
+
+
+def test_the_engine_reply_may_be_indented_or_follow_other_output():
+    from HSAMSegmentLib.diagnostics import _jsonObject
+
+    assert _jsonObject('{\n  "torch": "2.5.1"\n}\n') == {"torch": "2.5.1"}
+    assert _jsonObject('a warning from a library\n{"torch": "2.5.1"}\n') == {"torch": "2.5.1"}
+    assert _jsonObject("[1, 2]") is None and _jsonObject("") is None

@@ -55,11 +55,22 @@ def engineInfo(engine: Engine, timeout: float = INFO_TIMEOUT_SECONDS) -> Dict[st
         return {"error": reply["error"]}
     if reply["exitCode"] != 0:
         return {"error": f"the engine exited with code {reply['exitCode']}: {_lastLines(reply['stderr'], 15)}"}
-    try:
-        info = json.loads(reply["stdout"].strip().splitlines()[-1])
-    except (ValueError, IndexError):
-        return {"error": f"the engine's reply is not JSON: {_lastLines(reply['stdout'], 5)}"}
-    return info if isinstance(info, dict) else {"error": f"the engine's reply is not a JSON object: {info!r}"}
+    info = _jsonObject(reply["stdout"])
+    return info if info is not None else {"error": f"the engine's reply is not a JSON object: "
+                                                   f"{_lastLines(reply['stdout'], 5)}"}
+
+
+def _jsonObject(text: str) -> Optional[Dict[str, Any]]:
+    """The JSON object of the reply: all of it (indented or not), else its last line (after library chatter)."""
+    lines = text.strip().splitlines()
+    for candidate in (text, lines[-1] if lines else ""):
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
 
 
 def _runEngine(args: List[str], engine: Engine, timeout: float) -> Dict[str, Any]:

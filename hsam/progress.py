@@ -1,11 +1,14 @@
 """Progress for people (tqdm on stderr) or for the Slicer modules (one JSON object per line on stdout).
 
 Events: {"event": "progress", "done": n, "total": m, ...}, {"event": "log", "message": ...},
-{"event": "result", ...}, {"event": "error", "message": ...}; training adds its own event names.
+{"event": "result", ...}, {"event": "error", "message": ...}; training adds its own event names. Every line is
+strict JSON: a number that is not finite is written as null (docs/command-line.md).
 """
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import sys
 from typing import Any, Optional, TextIO
 
@@ -36,8 +39,23 @@ class JsonLinesReporter(Reporter):
         self.stream = stream or sys.stdout
 
     def event(self, name: str, **fields: Any) -> None:
-        self.stream.write(json.dumps({"event": name, **fields}) + "\n")
+        # Strict JSON: a NaN or infinite number becomes null (json.dumps would write NaN/Infinity, which JSON
+        # readers reject), and anything else that is not JSON fails here rather than in the reader.
+        self.stream.write(json.dumps(json_safe({"event": name, **fields}), allow_nan=False) + "\n")
         self.stream.flush()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite number replaced by None and numpy numbers made plain."""
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else None
+    return value
 
 
 class ConsoleReporter(Reporter):

@@ -42,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     from ..train.schedule import STAGE_WEIGHTS, STAGE_WEIGHTS_OVER
+    from ..train.bounds import argparse_type as number
     from ..train.settings import TrainSettings
 
     d = TrainSettings(out="")
@@ -52,18 +53,18 @@ def register(sub) -> None:
     data.add_argument("--case", nargs=2, action="append", default=[], metavar=("IMAGE", "LABEL"),
                       help="an image and its label file (NIfTI, NRRD, .seg.nrrd, DICOM folder); repeatable")
     data.add_argument("--label-map", help="JSON mapping label values / segment names to model classes")
-    data.add_argument("--val-cases", type=int, help="cases held out for validation when the manifest names no "
-                      "split (default: 20%%, at least 1)")
+    data.add_argument("--val-cases", type=number("val_cases"), help="cases held out for validation when the "
+                      "manifest names no split (default: 20%%, at least 1)")
     data.add_argument("--no-validation", action="store_true", help="train on every case, keep the last epoch")
-    data.add_argument("--slice-fraction", type=float, default=d.slice_fraction,
+    data.add_argument("--slice-fraction", type=number("slice_fraction"), default=d.slice_fraction,
                       help="share of each training case's slices to use (paper few-shot protocol: 0.1)")
-    data.add_argument("--empty-slices", type=float, default=d.empty_slice_fraction,
+    data.add_argument("--empty-slices", type=number("empty_slice_fraction"), default=d.empty_slice_fraction,
                       help="at most this share of the picked slices may show no organ (default %(default)s)")
-    data.add_argument("--val-slices", type=int, default=d.val_slices,
+    data.add_argument("--val-slices", type=number("val_slices"), default=d.val_slices,
                       help="evenly spaced slices per validation case (default %(default)s)")
     data.add_argument("--no-augment", action="store_true", help="no rotation / scaling / elastic deformation")
     data.add_argument("--intensity-jitter", action="store_true", help="also jitter contrast and brightness")
-    data.add_argument("--organ-jitter", type=float, default=d.organ_jitter, metavar="SHIFT",
+    data.add_argument("--organ-jitter", type=number("organ_jitter"), default=d.organ_jitter, metavar="SHIFT",
                       help="also shift each organ's intensity by up to ±SHIFT of the normalised range (0.15 = 60 HU "
                       "for CT), so cases of one contrast phase teach others; 0 (default): off")
 
@@ -73,11 +74,12 @@ def register(sub) -> None:
     model.add_argument("--out", required=True, help="model directory to write (also holds training/state.pt)")
     model.add_argument("--id", help="model id (default: the --out folder's name)")
     model.add_argument("--checkpoint", help="SAM checkpoint file for a sam_vit_* base")
-    model.add_argument("--lora-rank", type=int, default=d.lora_rank, help="LoRA rank of a new model")
+    model.add_argument("--lora-rank", type=number("lora_rank"), default=d.lora_rank,
+                       help="LoRA rank of a new model")
     model.add_argument("--mode", default=d.mode, choices=STAGE_WEIGHTS, help="architecture of a new model")
     model.add_argument("--freeze-encoder", action="store_true",
                        help="no LoRA: cache image embeddings once and train the decoders only (fast on CPU)")
-    model.add_argument("--cached-views", type=int, default=d.cached_views,
+    model.add_argument("--cached-views", type=number("cached_views"), default=d.cached_views,
                        help="with --freeze-encoder: each slice plus N-1 augmented copies (default %(default)s)")
     model.add_argument("--embedding-store", metavar="DIR",
                        help="with --freeze-encoder: keep image embeddings in DIR and reuse them in later runs")
@@ -88,24 +90,28 @@ def register(sub) -> None:
     parts.add_argument("--no-pixel-decoder", action="store_true", help="no hierarchical pixel decoder")
 
     recipe = p.add_argument_group("recipe")
-    recipe.add_argument("--epochs", type=int, default=d.epochs)
-    recipe.add_argument("--batch-size", type=int, default=d.batch_size, help="slices per process and micro-batch")
-    recipe.add_argument("--accumulate", type=int, default=d.accumulate, help="micro-batches per optimiser step")
-    recipe.add_argument("--lr", type=float, default=d.lr, help="base learning rate (AdamW)")
-    recipe.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    recipe.add_argument("--warmup-steps", type=int, help="linear warm-up steps (default: 6%% of all steps)")
-    recipe.add_argument("--dice-weight", type=float, default=d.dice_weight, help="d in (1-d) CE + d Dice")
+    recipe.add_argument("--epochs", type=number("epochs"), default=d.epochs)
+    recipe.add_argument("--batch-size", type=number("batch_size"), default=d.batch_size,
+                        help="slices per process and micro-batch")
+    recipe.add_argument("--accumulate", type=number("accumulate"), default=d.accumulate,
+                        help="micro-batches per optimiser step")
+    recipe.add_argument("--lr", type=number("lr"), default=d.lr, help="base learning rate (AdamW)")
+    recipe.add_argument("--weight-decay", type=number("weight_decay"), default=d.weight_decay)
+    recipe.add_argument("--warmup-steps", type=number("warmup_steps"),
+                        help="linear warm-up steps (default: 6%% of all steps)")
+    recipe.add_argument("--dice-weight", type=number("dice_weight"), default=d.dice_weight,
+                        help="d in (1-d) CE + d Dice")
     recipe.add_argument("--stage-weights", default=d.stage_weights, choices=("paper", "release"),
                         help="stage-1 weight schedule: paper 0.8*exp(-0.005*epoch), or the released code's")
     recipe.add_argument("--stage-weights-over", default=d.stage_weights_over, choices=STAGE_WEIGHTS_OVER,
                         help="run (default): the schedule's 300 epochs spread over this run, so stage 2 takes over "
                         "by its end; epochs: read at this run's epoch index, as written")
-    recipe.add_argument("--early-stop", type=int, metavar="EPOCHS",
+    recipe.add_argument("--early-stop", type=number("early_stop"), metavar="EPOCHS",
                         help="stop after this many epochs without a better validation Dice")
-    recipe.add_argument("--ema", type=float, metavar="DECAY", default=d.ema,
+    recipe.add_argument("--ema", type=number("ema"), metavar="DECAY", default=d.ema,
                         help="validate and save a moving average of the weights, this decay per step (default "
                         "%(default)s; 0: the last weights); steadier than the last weights on few slices")
-    recipe.add_argument("--seed", type=int, default=d.seed)
+    recipe.add_argument("--seed", type=number("seed"), default=d.seed)
 
     run_group = p.add_argument_group("run")
     run_group.add_argument("--device", default=d.device, help="auto (default), cpu, cuda, cuda:1, ...")

@@ -58,6 +58,9 @@ def load_case(case: Case, label_map: LabelMap, normalization: Dict[str, Any], or
         raise TrainingError(f"case {case.name}: no foreground voxels in {case.label} after label mapping; there is "
                             "nothing to learn from it: check the label map or leave the case out")
     values = normalize(sitk.GetArrayFromImage(image_c).astype(np.float32), normalization)
+    if not np.isfinite(values).all():  # NaN voxels, or a normalisation a constant image turns into 0/0
+        raise TrainingError(f"case {case.name}: {case.image} gives NaN or infinite intensities (NaN voxels in the "
+                            "file, or an image of one value); fix or re-export it, or leave the case out")
     return CaseVolume(case.name, values, classes)
 
 

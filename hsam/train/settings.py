@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from .bounds import NUMERIC_BOUNDS, option_name
 from .schedule import STAGE_WEIGHTS, STAGE_WEIGHTS_OVER
 
 # Settings that change the numbers a run produces: a resumed run must use the same ones.
@@ -69,23 +70,16 @@ class TrainSettings:
     def validate(self) -> None:
         from .errors import TrainingError
 
+        for name, bounds in NUMERIC_BOUNDS.items():
+            value = getattr(self, name)
+            problem = None if value is None else bounds.problem(value)
+            if problem:
+                raise TrainingError(f"{option_name(name)} {problem}")
         checks = [
-            (0 < self.slice_fraction <= 1, "--slice-fraction must be in (0, 1]"),
-            (0 <= self.empty_slice_fraction <= 1, "--empty-slices must be in [0, 1]"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.batch_size >= 1 and self.accumulate >= 1, "--batch-size and --accumulate must be at least 1"),
-            (self.lr > 0, "--lr must be positive"),
-            (0 <= self.dice_weight <= 1, "--dice-weight must be in [0, 1]"),
             (self.stage_weights in STAGE_WEIGHTS, "--stage-weights must be 'paper' or 'release'"),
             (self.stage_weights_over in STAGE_WEIGHTS_OVER, "--stage-weights-over must be 'run' or 'epochs'"),
-            (0 <= self.organ_jitter <= 0.5, "--organ-jitter must be in [0, 0.5] (0.1 shifts a CT organ by up to "
-             "40 HU)"),
-            (self.cached_views >= 1, "--cached-views must be at least 1"),
-            (self.val_slices >= 1, "--val-slices must be at least 1"),
             (self.progress in ("tqdm", "jsonl", "none"), "--progress must be tqdm, jsonl or none"),
-            (self.early_stop is None or self.early_stop >= 1, "--early-stop must be at least 1"),
             (not (self.no_validation and self.early_stop), "--early-stop needs validation"),
-            (0 <= self.ema < 1, "--ema must be in [0, 1): 0.98 by default, 0 turns the weight average off"),
             (self.precision in ("auto", "fp32", "bf16", "fp16"), "--precision must be auto, fp32, bf16 or fp16"),
             (self.embedding_store is None or self.freeze_encoder,
              "--embedding-store needs --freeze-encoder (with LoRA the encoder changes as it trains)"),

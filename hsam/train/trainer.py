@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -28,6 +29,7 @@ from .augment import AugmentSettings
 from .card_summary import training_card
 from .checkpoint import check_same_settings, load_state, save_state, state_path
 from .dataset import augmented_batch, epoch_order, sample_generator, to_batch
+from .divergence import DIVERGED, all_finite, diverged_error
 from .distributed import (World, any_process, barrier, broadcast_flag, init_from_environment, is_initialized,
                           shutdown)
 from .embeddings import EmbeddingCache, embeddings_as_input, encode_slices, pick_views
@@ -137,6 +139,9 @@ class Trainer:
         problem = describe_mismatch(trainable_state(self.model), saved["model"])
         if problem:
             raise TrainingError(f"{self.state_file}: does not fit the model being trained: {problem}")
+        if not all_finite(t for t in saved["model"].values() if t.is_floating_point()):
+            raise TrainingError(f"{self.state_file}: holds weights that are not finite (NaN or infinite), from a "
+                                "run that diverged; it cannot be resumed: start again with a new --out")
         self.model.load_state_dict(saved["model"], strict=False)
         self.optimizer.load_state_dict(saved["optimizer"])
         if saved.get("scaler"):
@@ -214,8 +219,13 @@ class Trainer:
                 loss, _ = hsam_loss(outputs, y, weight1, s.dice_weight, w.distributed)
                 self.scaler.scale(loss / s.accumulate).backward()
             total += float(loss.detach()) / s.accumulate
+        # A NaN or infinite loss would poison the weights: stop before the optimiser step (on every process).
+        if any_process(not math.isfinite(total), self.device):
+            raise self._diverged(step, total, weights=False)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if not all_finite(p for group in self.optimizer.param_groups for p in group["params"]):
+            raise self._diverged(step, total, weights=True)  # e.g. a huge learning rate overflowed them
         if self.average is not None:
             self.average.update(step)
         return total
@@ -339,6 +349,12 @@ class Trainer:
         if self.world.is_main and (self.out / CARD_FILE).is_file():
             self._update_card("stopped")
         raise TrainingStopped(str(self.state_file), step)
+
+    def _diverged(self, step: int, loss: float, weights: bool) -> Exception:
+        if self.world.is_main and (self.out / CARD_FILE).is_file():
+            self._update_card(DIVERGED)  # the weights saved there (a good epoch) stay; the run is not complete
+        return diverged_error(step, loss, weights, self.s.lr, self.state["best"],
+                              self.out, self.state_file)
 
     def _update_card(self, status: str) -> None:
         card = json.loads((self.out / CARD_FILE).read_text(encoding="utf-8"))

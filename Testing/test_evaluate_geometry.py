@@ -125,5 +125,5 @@ def test_reference_that_does_not_overlap_is_refused(tmp_path):
     sitk.WriteImage(prediction, str(tmp_path / "pred.nii.gz"))
     sitk.WriteImage(elsewhere, str(tmp_path / "ref.nii.gz"))
     result = evaluate(str(tmp_path / "pred.nii.gz"), "--labels", str(tmp_path / "ref.nii.gz"))
-    assert result.returncode == 1 and result.stderr.startswith("hsam: error: ")
+    assert result.returncode == 1 and result.stderr.splitlines()[-1].startswith("hsam: error: ")
     assert "do not overlap in space" in result.stderr and "origin" in result.stderr

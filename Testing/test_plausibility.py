@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,7 +76,7 @@ def test_evaluate_refuses_an_image_as_labels_before_running_the_model(data_dir, 
     label = data_dir / "btcv_synapse" / "256" / "case0005_label.nii.gz"
     result = hsam("evaluate", "hsam-abdomen-ct", "--images", str(ct), "--labels", str(ct), "--device", "cpu")
     assert result.returncode == 1
-    assert result.stderr.startswith("hsam: error: ") and "looks like an image (CT/MR), not a label map" in \
+    assert result.stderr.splitlines()[-1].startswith("hsam: error: ") and "looks like an image (CT/MR), not a label map" in \
         result.stderr and "--labels" in result.stderr and "segmenting" not in result.stderr
     # A CT passed as the prediction (the arguments swapped) is refused too.
     result = hsam("evaluate", str(ct), "--labels", str(label))
@@ -97,3 +98,4 @@ def test_evaluate_warns_for_an_mr_image(data_dir, tmp_path):
                   str(tmp_path / "label.nii.gz"), "--label-map", str(label_map), "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert NOT_CT in result.stderr and "| liver |" in result.stdout
+    assert re.search(r"segmenting: .*\d/2 \[\d\d:\d\d<\d\d:\d\d", result.stderr)  # elapsed<estimate left

@@ -1,19 +1,29 @@
-"""``hsam evaluate``: Dice and HD95 (voxel and mm) of predictions, or of a model run on images, against labels."""
+"""``hsam evaluate``: Dice and HD95 (voxel and mm) of predictions, or of a model run on images, against labels.
+
+Before scoring, each reference is put on its prediction's grid in physical space (hsam/evaluation/geometry.py),
+and its numbering is checked against the model's classes (hsam/evaluation/label_agreement.py).
+"""
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import Dict, List
 
 import numpy as np
 import SimpleITK as sitk
 
+VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
 
 def _expand(paths: List[str]) -> List[Path]:
+    """Files as given; a folder of volume files -> its volume files, sorted; any other folder is one DICOM series."""
     out: List[Path] = []
     for p in map(Path, paths):
-        out.extend(sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p])
+        files = sorted(x for x in p.iterdir() if x.is_file() and x.name.lower().endswith(VOLUME_SUFFIXES)) \
+            if p.is_dir() else []
+        out.extend(files or [p])
     return out
 
 
@@ -52,70 +62,120 @@ def _checked_prediction(path: Path) -> sitk.Image:
     return image
 
 
-def run(args: argparse.Namespace) -> int:
+def _score_case(pred: sitk.Image, label_path: Path, names: Dict[int, str], label_map, log) -> Dict:
     from ..evaluation.geometry import align_reference
     from ..evaluation.label_agreement import labelling_warning
     from ..evaluation.metrics import score_organs
-    from ..evaluation.report import case_names, markdown, write_csv
+    from ..io.volume import read_image
+
+    ref, inside = align_reference(read_image(label_path), pred, str(label_path), log)
+    reference = sitk.GetArrayFromImage(ref).astype(np.int32)
+    if label_map is not None:
+        reference = _to_classes(reference, label_map, label_path)
+    prediction = sitk.GetArrayFromImage(pred).astype(np.int32)
+    if inside is not None:
+        prediction[~inside] = 0  # score only where the reference says something
+    warning = labelling_warning(reference, prediction, names, str(label_path), label_map is not None)
+    if warning:
+        log(warning)
+    return score_organs(prediction, reference, list(names), pred.GetSpacing()[::-1])
+
+
+def _check_references(labels: List[Path], reporter) -> None:
+    """Every reference is a label map, checked before any model runs: an image given as labels stops at once."""
     from ..infer.plausibility import check_label_values
     from ..io.volume import read_image
-    from ..models.labels import BTCV_8_ORGANS
 
-    labels = _expand(args.labels)
-    for label_path in labels:  # before any model runs: a CT given as the labels is a mistake to stop at once
+    for index, label_path in enumerate(labels):
         label_image = read_image(label_path)  # kept referenced while its array view is read
         check_label_values(sitk.GetArrayViewFromImage(label_image), label_path, "reference")
-    names: Dict[int, str] = {s["value"]: s["name"] for s in BTCV_8_ORGANS}
-    if _is_model(args.target):
-        from ..infer.device import choose_device
-        from ..infer.segment import segment_image
-        from ..infer.slice_predictor import SlicePredictor
-        from ..models import load_model
+        if len(labels) > 1:
+            reporter.progress(index + 1, len(labels), stage="checking labels")
+    reporter.close()
 
-        if not args.images:
-            raise ValueError("evaluating a model needs --images (one per --labels file, same order)")
-        images = _expand(args.images)
-        device = choose_device(args.device, lambda m: print(m, file=sys.stderr))
-        model = load_model(args.target, device=device)
-        names = {s["value"]: s["name"] for s in model.card["labels"]}
-        predictor = SlicePredictor(model, device, args.batch_size, embedding_store=args.embedding_store)
-        predictions = (segment_image(predictor, read_image(p), postprocess=not args.no_postprocess,
-                                     source=str(p))[0] for p in images)
-        cases = case_names(images)
-    else:
-        images = _expand([args.target])
-        predictions = (_checked_prediction(p) for p in images)
-        cases = case_names(images)
+
+def _model_predictions(args: argparse.Namespace, images: List[Path], reporter):
+    """(the model's classes, a generator of its label images, one per image) with progress over all slices."""
+    from ..evaluation.progress import RunProgress, axial_slices
+    from ..infer.device import choose_device
+    from ..infer.segment import segment_image
+    from ..infer.slice_predictor import SlicePredictor
+    from ..io.volume import read_image
+    from ..models import load_model
+
+    device = choose_device(args.device, reporter.log)
+    started = time.monotonic()
+    reporter.log(f"loading model {args.target} ...")
+    model = load_model(args.target, device=device)
+    # On a CPU one slice per pass is as fast as larger batches and needs far less memory (as in hsam segment).
+    batch_size = args.batch_size or (8 if device.type == "cuda" else 1)
+    predictor = SlicePredictor(model, device, batch_size, reporter.log, embedding_store=args.embedding_store)
+    slices = [axial_slices(p) for p in images]
+    reporter.log(f"model loaded in {time.monotonic() - started:.0f} s; segmenting {len(images)} case(s), "
+                 f"{sum(slices)} slices, {batch_size} slice(s) per pass on {device}")
+    progress = RunProgress(reporter, slices)
+
+    def predictions():
+        for index, path in enumerate(images):
+            progress.start_case(index)
+            yield segment_image(predictor, read_image(path), postprocess=not args.no_postprocess,
+                                reporter=progress, source=str(path))[0]
+
+    return {s["value"]: s["name"] for s in model.card["labels"]}, predictions()
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluation.report import case_names, markdown, write_csv
+    from ..models.labels import BTCV_8_ORGANS
+    from ..progress import make_reporter
+
+    reporter = make_reporter(args.progress)
+    labels = _expand(args.labels)
+    is_model = _is_model(args.target)
+    if is_model and not args.images:
+        raise ValueError("evaluating a model needs --images (one per --labels file, same order)")
+    images = _expand(args.images if is_model else [args.target])
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} predictions/images but {len(labels)} label files; give them in pairs")
+    _check_references(labels, reporter)
+    names: Dict[int, str] = {s["value"]: s["name"] for s in BTCV_8_ORGANS}
+    if is_model:
+        names, predictions = _model_predictions(args, images, reporter)
+    else:
+        predictions = (_checked_prediction(p) for p in images)
+        if len(images) > 1:
+            reporter.progress(0, len(images), stage="scoring")
     label_map = None
     if args.label_map:
         from ..train.labelmap import load_label_map
 
         label_map = load_label_map(args.label_map, [{"value": v, "name": n} for v, n in names.items()])
     results = {}
-    for case, pred, label_path in zip(cases, predictions, labels):
-        ref, inside = align_reference(read_image(label_path), pred, str(label_path),
-                                      lambda m: print(m, file=sys.stderr))
-        spacing_kji = pred.GetSpacing()[::-1]
-        reference = sitk.GetArrayFromImage(ref).astype(np.int32)
-        if label_map is not None:
-            reference = _to_classes(reference, label_map, label_path)
-        prediction = sitk.GetArrayFromImage(pred).astype(np.int32)
-        if inside is not None:
-            prediction[~inside] = 0  # score only where the reference says something
-        warning = labelling_warning(reference, prediction, names, str(label_path), label_map is not None)
-        if warning:
-            print(warning, file=sys.stderr)
-        results[case] = score_organs(prediction, reference, list(names), spacing_kji)
+    try:
+        for case, pred, label_path in zip(case_names(images), predictions, labels):
+            started = time.monotonic()
+            results[case] = _score_case(pred, label_path, names, label_map, reporter.log)
+            seconds = time.monotonic() - started
+            if seconds > 5:  # the surface distances of large organs on a fine grid take a while
+                reporter.log(f"{case}: scored in {seconds:.0f} s")
+            if not is_model and len(images) > 1:  # a model's run shows its slices instead
+                reporter.progress(len(results), len(images), stage="scoring")
+    finally:
+        reporter.close()
     table = markdown(results, names)
-    print(table)
+    written = {}
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.md").write_text(table)
         write_csv(out / "metrics.csv", results, names)
-        print(f"written {out / 'report.md'} and {out / 'metrics.csv'}", file=sys.stderr)
+        written = {"report": str(out / "report.md"), "metrics": str(out / "metrics.csv")}
+    if args.progress == "jsonl":  # stdout carries JSON lines only
+        reporter.event("result", table=table, **written)
+    else:
+        print(table)
+        if written:
+            print(f"written {written['report']} and {written['metrics']}", file=sys.stderr)
     return 0
 
 
@@ -127,8 +187,10 @@ def register(sub) -> None:
     p.add_argument("--label-map", help="JSON label map (as for hsam train) from the reference files' values to the "
                    "model's classes, e.g. docs/examples/btcv_synapse_labels.json")
     p.add_argument("--out", help="folder for report.md and metrics.csv")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, help="slices per forward pass (default 8 on a GPU, halved on "
+                   "out-of-memory; 1 on a CPU)")
+    p.add_argument("--progress", choices=["tqdm", "jsonl"], default="tqdm", help="jsonl: one JSON event per line")
     p.add_argument("--no-postprocess", action="store_true")
     p.add_argument("--embedding-store", metavar="DIR", help="keep the encoder's image embeddings in DIR and reuse "
                    "them: models that share a frozen encoder (e.g. trained with --freeze-encoder on one base) then "

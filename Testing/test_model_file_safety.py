@@ -15,7 +15,7 @@ import pytest
 
 import hsam
 from hsam.cli import main
-from hsam.model import HSAMConfig, build_hsam
+from hsam.model import CheckpointError, HSAMConfig, build_hsam
 from hsam.models import make_card
 from hsam.models.catalog import CatalogError, RemoteFile, load_catalog
 from hsam.models.download import download
@@ -267,3 +267,26 @@ def test_only_the_files_the_card_names_are_unpacked(home, tiny, tmp_path):
     target = import_path(archive, reporter=_quiet())
     assert sorted(p.name for p in target.iterdir()) == ["model.json", "weights.safetensors"]
     assert sorted(p.name for p in home.iterdir()) == ["models", "victim"]  # the unpacked copy is gone
+
+
+def test_a_card_path_outside_the_model_is_not_read(home, tiny, tmp_path):
+    """The card's ``path`` (where base weights were on the machine that wrote it) leads only to a file of exactly
+    the card's file name, and only when the card pins its sha256."""
+    outside = tmp_path / "elsewhere" / "base.pth"
+    outside.parent.mkdir()
+    outside.write_bytes(b"base weights")
+    good = {"source": "file", "filename": "base.pth", "sha256": hashlib.sha256(b"base weights").hexdigest(),
+            "path": str(outside)}
+    assert find_base_weights(good, tiny) == outside
+    unpinned = {k: v for k, v in good.items() if k != "sha256"}
+    for spec in (dict(good, path="/etc/passwd"), dict(good, path=str(outside.with_name("other.pth"))),
+                 dict(good, path="elsewhere/base.pth"), unpinned):
+        with pytest.raises(CheckpointError, match="base weights base.pth not found"):
+            find_base_weights(spec, tiny)
+    card = json.loads((tiny / "model.json").read_text())
+    model = shutil.copytree(tiny, tmp_path / "model")
+    (model / "model.json").write_text(json.dumps(dict(card, backbone_weights={
+        "source": "file", "filename": "sam_vit_b_01ec64.pth", "sha256": "0" * 64, "path": "/etc/passwd"})))
+    with pytest.raises(CheckpointError) as exc:
+        hsam.load_model(model)
+    assert "sam_vit_b_01ec64.pth not found" in str(exc.value) and "passwd" not in str(exc.value)

@@ -21,7 +21,8 @@ from hsam.cli import main
 from hsam.model import CheckpointError, HSAMConfig, build_hsam
 from hsam.model.backbones import LITEMEDSAM_FILE, LITEMEDSAM_SHA256
 from hsam.models import make_card
-from hsam.models.catalog import CatalogError, load_catalog
+from hsam.models.card import read_card
+from hsam.models.catalog import CATALOG_FILE, CatalogError, load_catalog
 from hsam.models.convert import SAM_URLS
 from hsam.models.install import download_entry, import_path
 from hsam.models.registry import list_models, remove, verify
@@ -222,6 +223,21 @@ def test_catalog_models_that_are_not_here_say_what_to_do(home):
     with pytest.raises(CheckpointError) as exc:
         hsam.load_model("sam-vit-b")
     _one_line(exc, "base weights")
+
+
+def test_the_catalog_lists_the_bundled_model_as_its_card_says(home, capsys):
+    entry = load_catalog()["hsam-abdomen-ct"]
+    card = read_card(entry.path)
+    assert entry.version == card["version"] == "3"
+    assert list(entry.labels) == [label["name"] for label in card["labels"]] and len(entry.labels) == 8
+    listed = next(m for m in json.loads(CATALOG_FILE.read_text())["models"] if m["id"] == "hsam-abdomen-ct")
+    assert "version" not in listed and "labels" not in listed  # taken from the card, never copied
+    assert main(["models", "list", "--progress", "jsonl"]) == 0
+    row = next(r for r in json.loads(capsys.readouterr().out)["models"] if r["id"] == "hsam-abdomen-ct")
+    assert (row["version"], row["state"], len(row["labels"])) == ("3", "bundled", 8)
+    assert main(["models", "info", "hsam-abdomen-ct"]) == 0
+    out = capsys.readouterr().out
+    assert "version: 3" in out and "labels: spleen, right kidney, left kidney" in out
 
 
 def test_bundled_model_resolves(site):

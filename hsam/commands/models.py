@@ -38,10 +38,14 @@ def _info(args, reporter) -> int:
     from ..models.registry import model_info
 
     info = model_info(args.id)
-    lines = [f"{key}: {value}" for key, value in info.items() if key != "files"]
+    lines = [f"{key}: {', '.join(value) if key == 'labels' else value}" for key, value in info.items()
+             if key not in ("files", "model_files")]
     for f in info.get("files", []):
         lines.append(f"file {f['name']}: {f['url'] or 'not downloaded'} ({human_size(f['size'])}, sha256 "
                      f"{f['sha256'] or 'not pinned'}) -> {f['folder']}")
+    for f in info.get("model_files", []):
+        size = human_size(f["size"]) if f["size"] is not None else "missing"
+        lines.append(f"model file {f['name']}: {size}, sha256 {f['sha256']}")
     _result(args, reporter, "\n".join(lines), model=info)
     return 0
 

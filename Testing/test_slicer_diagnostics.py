@@ -44,18 +44,22 @@ def test_an_engine_that_cannot_start_still_gives_a_report_that_says_why(tmp_path
     assert str(tmp_path / "no-python-here") in text
 
 
-def test_engine_fields_are_formatted_for_reading():
+def test_engine_fields_are_formatted_for_reading(tmp_path):
+    log_file = tmp_path / "logs" / "segment-20250101.log"
+    log_file.parent.mkdir()
+    log_file.write_text("".join(f"step {i}\n" for i in range(100)) + "hsam: error: CUDA out of memory\n")
     info = {"engine_version": "0.2.0", "python": "3.12.8", "platform": "Windows-11", "torch": "2.5.1+cu124",
             "cuda": "12.4", "gpus": [{"name": "NVIDIA RTX A4000", "memory_gb": 16.0}], "models_folder": "C:/h",
             "models": [{"id": "hsam-abdomen-ct", "version": "3", "state": "installed"}],
-            "last_log": {"path": "C:/h/logs/last.log", "text": "line 1\nhsam: error: CUDA out of memory"},
+            "last_log": str(log_file),
             "compute_capability": "8.6"}
     text = reportText("5.10.0", info)
     assert "- GPUs: NVIDIA RTX A4000 (memory_gb 16.0)" in text
     assert "- Models: hsam-abdomen-ct 3 (installed)" in text
     assert "- compute_capability: 8.6" in text  # keys the engine adds later are not lost
     log = text.split("Last engine log:")[1]
-    assert "C:/h/logs/last.log" in log and "hsam: error: CUDA out of memory" in log
+    assert str(log_file) in log and "hsam: error: CUDA out of memory" in log
+    assert "step 70" in log and "step 10\n" not in log  # its last lines only
     assert text.index("Engine (hsam)") < text.index("PyTorch") < text.index("Models folder")
 
 

@@ -9,6 +9,7 @@ import platform
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .engine import Engine
@@ -106,13 +107,22 @@ def _formatValue(value: Any) -> str:
 
 
 def _formatLog(log: Any) -> str:
-    if isinstance(log, dict):  # e.g. {"path": ..., "text" or "lines": ...}
-        body = log.get("text", log.get("lines", ""))
-        header = f"{log['path']}\n" if log.get("path") else ""
-        return header + _formatLog(body)
-    if isinstance(log, list):
-        log = "\n".join(map(str, log))
-    return _lastLines(str(log or ""), LOG_LINES_KEPT) if log else "(none)"
+    """The engine names its last log file (HSAM_HOME/logs): its path and last lines, read here."""
+    if not log:
+        return "(none)"
+    path = Path(str(log))
+    if isinstance(log, str) and "\n" not in log and path.is_file():
+        return f"{path}\n{_lastLines(_tail(path), LOG_LINES_KEPT)}"
+    return _lastLines(str(log), LOG_LINES_KEPT)
+
+
+def _tail(path: Path, size: int = 64 * 1024) -> str:
+    try:
+        with open(path, "rb") as file:
+            file.seek(max(0, path.stat().st_size - size))
+            return file.read().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return f"(cannot be read: {exc})"
 
 
 def reportText(slicerVersion: str, info: Dict[str, Any], moduleLog: str = "") -> str:

@@ -22,7 +22,7 @@ STATE_DIR = "training"
 STATE_FILE = "state.pt"
 _REQUIRED = ("format", "model", "optimizer", "progress", "settings")
 # Settings added after states were already being written, with what a state that lacks them was trained with.
-_BEFORE_ADDED = {"ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0}
+BEFORE_ADDED = {"ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0}
 
 
 def state_path(out_dir: Path) -> Path:
@@ -53,7 +53,7 @@ def load_state(path: Path) -> Dict[str, Any]:
 
 def check_same_settings(saved: Dict[str, Any], current: Dict[str, Any], path: Path) -> None:
     """A resumed run must be the run that was interrupted: the same data, model and recipe."""
-    saved = {**_BEFORE_ADDED, **saved}
+    saved = {**BEFORE_ADDED, **saved}
     differences = [f"{key}: {saved.get(key)!r} then, {current.get(key)!r} now"
                    for key in sorted(set(saved) | set(current)) if saved.get(key) != current.get(key)]
     if differences:

@@ -35,6 +35,7 @@ from .distributed import (World, any_process, barrier, broadcast_flag, init_from
 from .embeddings import EmbeddingCache, embeddings_as_input, encode_slices, pick_views
 from .errors import TrainingError, TrainingStopped
 from .losses import hsam_loss
+from .output_folder import check_writable_folder, finished_status, finished_summary, same_recipe
 from .model_setup import build_model, set_class_balanced_noise, set_training_mode, trainable_parameters
 from .prepare import prepare_data
 from .progress import Progress
@@ -56,6 +57,7 @@ def train(settings: TrainSettings, stop_at_step: Optional[int] = None) -> Dict[s
     """Run (or resume) a job; returns its summary. ``stop_at_step`` acts as a stop request before that
     optimiser step (tests). Raises TrainingError for bad inputs and TrainingStopped after a stop request."""
     settings.validate()
+    check_writable_folder(Path(settings.out))
     device = pick_device(settings.device)
     if settings.precision == "fp16" and device.type != "cuda":  # before any case is read
         raise TrainingError("--precision fp16 trains on CUDA only; use bf16 or fp32 on this device")
@@ -92,6 +94,8 @@ class Trainer:
     def run(self) -> Dict[str, Any]:
         s = self.s
         saved = load_state(self.state_file) if s.resume else None
+        if saved is not None and finished_status(saved) and same_recipe(saved["settings"], s.result_settings()):
+            return self._already_finished(saved)
         if not s.resume and self.out.is_dir() and any(self.out.iterdir()):
             raise TrainingError(f"{self.out} is not empty; continue its run with --resume or choose a new --out")
         self.data = prepare_data(s, self.progress.log)
@@ -134,6 +138,14 @@ class Trainer:
         if s.freeze_encoder:
             self._cache_embeddings()
         return self._loop()
+
+    def _already_finished(self, saved: Dict[str, Any]) -> Dict[str, Any]:
+        status = finished_status(saved)
+        summary = finished_summary(self.out, saved, status)
+        self.progress.log(f"the run in {self.out} has already ended ({status} after {summary['epochs_done']} "
+                          "epochs): nothing to resume; train again with a new --out")
+        self.progress.event("done", **summary)
+        return summary
 
     def _restore(self, saved: Dict[str, Any]) -> None:
         problem = describe_mismatch(trainable_state(self.model), saved["model"])

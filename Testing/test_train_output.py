@@ -1,0 +1,76 @@
+"""``hsam train --out``: a folder that cannot be written fails before any case is read, and ``--resume`` of a run
+that already ended says so at once instead of reading and encoding every case again. Real ``hsam`` processes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from train_fixtures import BTCV_LABEL_MAP, btcv_pairs
+
+from hsam.train.checkpoint import state_path
+
+
+def _hsam_train(*args):
+    return subprocess.run([sys.executable, "-m", "hsam", "train", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+def _one_line_error(result):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 1 and len(lines) == 1 and lines[0].startswith("hsam: error: "), result.stderr
+    return lines[0]
+
+
+# Cases that do not exist: if the output were checked after the cases, the error would be about them.
+MISSING_CASE = ("--case", "missing_ct.nii.gz", "missing_label.nii.gz")
+
+
+def test_out_that_is_a_file_fails_before_any_work(tmp_path):
+    out = tmp_path / "model.txt"
+    out.write_text("keep me")
+    error = _one_line_error(_hsam_train("--out", out, *MISSING_CASE))
+    assert f"--out {out} is a file" in error
+    assert out.read_text() == "keep me"
+
+
+def test_out_inside_a_file_fails_before_any_work(tmp_path):
+    (tmp_path / "notes.txt").write_text("")
+    error = _one_line_error(_hsam_train("--out", tmp_path / "notes.txt" / "model", *MISSING_CASE))
+    assert f"{tmp_path / 'notes.txt'} is a file, so no folder can be made inside it" in error
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write into any folder")
+def test_out_in_a_read_only_folder_fails_before_any_work(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    error = _one_line_error(_hsam_train("--out", locked / "model", *MISSING_CASE))
+    assert f"cannot write in {locked}" in error
+
+
+def test_resume_of_a_finished_run_does_nothing_and_says_so(data_dir, tmp_path):
+    out = tmp_path / "model"
+    command = ["--base", "litemedsam_tiny", "--out", out, "--label-map", BTCV_LABEL_MAP, "--slice-fraction",
+               "0.025", "--batch-size", "2", "--val-slices", "2", "--lora-rank", "2", "--epochs", "1"]
+    for image, label in btcv_pairs(data_dir):
+        command += ["--case", image, label]
+    first = _hsam_train(*command, "--progress", "jsonl")
+    assert first.returncode == 0, first.stderr
+    saved = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (state_path(out), out / "weights.safetensors",
+                                                                   out / "model.json")}
+
+    again = _hsam_train(*command, "--progress", "jsonl", "--resume")
+    assert again.returncode == 0, again.stderr
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [e["event"] for e in events] == ["log", "done"]  # no reading, encoding, step or checkpoint
+    assert events[0]["message"] == (f"the run in {out} has already ended (complete after 1 epochs): nothing to "
+                                    "resume; train again with a new --out")
+    done = json.loads(first.stdout.splitlines()[-1])
+    assert events[1] == done  # the same summary as when it ended
+    assert all((p.stat().st_mtime_ns, p.read_bytes()) == before for p, before in saved.items())
+
+    people = _hsam_train(*command, "--resume")  # the same, as a person sees it
+    assert people.returncode == 0 and "has already ended" in people.stderr
+    assert json.loads(people.stdout)["status"] == "complete"

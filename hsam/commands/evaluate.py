@@ -94,7 +94,7 @@ def _check_references(labels: List[Path], reporter) -> None:
     reporter.close()
 
 
-def _model_predictions(args: argparse.Namespace, images: List[Path], reporter):
+def _model_predictions(args: argparse.Namespace, images: List[Path], reporter, log):
     """(the model's classes, a generator of its label images, one per image) with progress over all slices."""
     from ..evaluation.progress import RunProgress, axial_slices
     from ..infer.device import choose_device
@@ -103,17 +103,17 @@ def _model_predictions(args: argparse.Namespace, images: List[Path], reporter):
     from ..io.volume import read_image
     from ..models import load_model
 
-    device = choose_device(args.device, reporter.log)
+    device = choose_device(args.device, log)
     started = time.monotonic()
-    reporter.log(f"loading model {args.target} ...")
+    log(f"loading model {args.target} ...")
     model = load_model(args.target, device=device)
     # On a CPU one slice per pass is as fast as larger batches and needs far less memory (as in hsam segment).
     batch_size = args.batch_size or (8 if device.type == "cuda" else 1)
-    predictor = SlicePredictor(model, device, batch_size, reporter.log, embedding_store=args.embedding_store)
+    predictor = SlicePredictor(model, device, batch_size, log, embedding_store=args.embedding_store)
     slices = [axial_slices(p) for p in images]
-    reporter.log(f"model loaded in {time.monotonic() - started:.0f} s; segmenting {len(images)} case(s), "
+    log(f"model loaded in {time.monotonic() - started:.0f} s; segmenting {len(images)} case(s), "
                  f"{sum(slices)} slices, {batch_size} slice(s) per pass on {device}")
-    progress = RunProgress(reporter, slices)
+    progress = RunProgress(reporter, slices, log)
 
     def predictions():
         for index, path in enumerate(images):
@@ -127,9 +127,11 @@ def _model_predictions(args: argparse.Namespace, images: List[Path], reporter):
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.report import case_names, markdown, write_csv
     from ..models.labels import BTCV_8_ORGANS
+    from ..evaluation.progress import console_log
     from ..progress import make_reporter
 
     reporter = make_reporter(args.progress)
+    log = console_log(reporter, args.progress == "jsonl")
     labels = _expand(args.labels)
     is_model = _is_model(args.target)
     if is_model and not args.images:
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     _check_references(labels, reporter)
     names: Dict[int, str] = {s["value"]: s["name"] for s in BTCV_8_ORGANS}
     if is_model:
-        names, predictions = _model_predictions(args, images, reporter)
+        names, predictions = _model_predictions(args, images, reporter, log)
     else:
         predictions = (_checked_prediction(p) for p in images)
         if len(images) > 1:
@@ -154,10 +156,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         for case, pred, label_path in zip(case_names(images), predictions, labels):
             started = time.monotonic()
-            results[case] = _score_case(pred, label_path, names, label_map, reporter.log)
+            results[case] = _score_case(pred, label_path, names, label_map, log)
             seconds = time.monotonic() - started
             if seconds > 5:  # the surface distances of large organs on a fine grid take a while
-                reporter.log(f"{case}: scored in {seconds:.0f} s")
+                log(f"{case}: scored in {seconds:.0f} s")
             if not is_model and len(images) > 1:  # a model's run shows its slices instead
                 reporter.progress(len(results), len(images), stage="scoring")
     finally:

@@ -6,7 +6,8 @@ read) lets one bar and its remaining-time estimate span all cases.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Union
+import sys
+from typing import Any, Callable, List, Optional, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -31,12 +32,26 @@ def axial_slices(path: Union[str, Path]) -> int:
         return 1
 
 
-class RunProgress(Reporter):
-    """Passes a case's slice progress on as progress over all cases' slices (stage "segmenting"); the rest as
-    is."""
+def console_log(reporter: Reporter, jsonl: bool) -> Callable[[str], None]:
+    """Log lines for people go through tqdm, which lifts the bar off the line first; JSON lines as events."""
+    if jsonl:
+        return reporter.log
 
-    def __init__(self, inner: Reporter, slices: List[int]) -> None:
+    def write(message: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(message, file=sys.stderr)
+
+    return write
+
+
+class RunProgress(Reporter):
+    """Passes a case's slice progress on as progress over all cases' slices (stage "segmenting"), log lines to
+    ``log``, the rest as is."""
+
+    def __init__(self, inner: Reporter, slices: List[int], log: Optional[Callable[[str], None]] = None) -> None:
         self.inner = inner
+        self.log_line = log or inner.log
         self.slices = slices
         self.total = sum(slices)
         self.case = 0
@@ -49,5 +64,7 @@ class RunProgress(Reporter):
             done = sum(self.slices[:self.case]) + min(int(fields["done"]), self.slices[self.case])
             self.inner.progress(done, self.total, stage="segmenting", volume=fields.get("case"),
                                 index=self.case, cases=len(self.slices))
+        elif name == "log":
+            self.log_line(fields["message"])
         else:
             self.inner.event(name, **fields)

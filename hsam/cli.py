@@ -6,6 +6,7 @@ import importlib
 import sys
 from typing import List, Optional
 
+from . import __version__
 from .progress import EXIT_ERROR
 from .stop import EXIT_STOPPED, StopRequested, stop_on_terminate
 
@@ -14,6 +15,7 @@ COMMANDS = ("info", "convert", "segment", "evaluate", "benchmark", "train", "mod
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hsam", description="H-SAM medical image segmentation engine")
+    parser.add_argument("--version", action="version", version=f"hsam {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"hsam.commands.{name}").register(sub)

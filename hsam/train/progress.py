@@ -9,7 +9,8 @@ module and scripts.
   "val_dice_mean", "best", "wall_s", "eta_s"}``: after every epoch;
 - ``{"event": "checkpoint", "path", "epoch", "step"}``: the training state was saved;
 - ``{"event": "done", "model", "status", "best_epoch", "val_dice", "val_dice_mean", "epochs_done", "wall_s"}``,
-  ``{"event": "stopped", "checkpoint", "step"}`` after a stop request, or ``{"event": "error", "message"}``.
+  ``{"event": "stopped", "checkpoint", "step"}`` after a stop request (SIGINT, SIGTERM or the stop file), or
+  ``{"event": "error", "message"}``. Every line is strict JSON (docs/command-line.md).
 """
 from __future__ import annotations
 

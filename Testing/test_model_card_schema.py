@@ -112,3 +112,15 @@ def test_list_shows_a_broken_model_as_broken(home, tiny, capsys):
     assert main(["info", "tiny-liver"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("hsam: error:") and "labels" in err and "Traceback" not in err
+
+
+def test_a_model_is_never_saved_with_a_card_that_would_not_load(tmp_path):
+    model = build_hsam(HSAMConfig(backbone="litemedsam_tiny", num_classes=2, stage2=False, decoder_mlp_dim=64),
+                       "random", seed=1)
+    card = make_card(model, "tiny", {"source": "file", "filename": "sam.ckpt", "sha256": SHA})
+    with pytest.raises(ModelCardError, match="backbone_weights.filename"):
+        hsam.save_model(model, tmp_path / "out", card)
+    assert not (tmp_path / "out").exists()
+    card = make_card(model, "tiny", {"source": "file", "filename": "sam_vit_b_01ec64 (1).pth", "sha256": SHA})
+    hsam.save_model(model, tmp_path / "out", card)  # a browser's second download of the same file is fine
+    assert read_card(tmp_path / "out")["backbone_weights"]["filename"] == "sam_vit_b_01ec64 (1).pth"

@@ -16,7 +16,8 @@ from ..model.config import HSAMConfig
 from ..model.hsam import HSAM
 from ..model.weights import CheckpointError, describe_mismatch, load_safetensors, sha256_of
 from .cache import hsam_home, resolve_id
-from .card import CARD_FILE, CT_WINDOW, DEFAULT_ORIENTATION, FORMAT, WEIGHTS_FILE, read_card, write_json_atomic
+from .card import (CARD_FILE, CT_WINDOW, DEFAULT_ORIENTATION, FORMAT, WEIGHTS_FILE, check_card, read_card,
+                   write_json_atomic)
 from .catalog import load_catalog
 from .labels import generic_labels
 from .safe_path import contained
@@ -58,6 +59,9 @@ def save_model(model: HSAM, directory: Union[str, Path], card: Dict[str, Any],
     ``dtype`` (e.g. torch.float16) stores floating-point tensors smaller; loading casts them back to float32."""
     from safetensors.torch import save_file
 
+    # The card is checked before anything is written, so no model is saved that could not be loaded again; its
+    # weights sha256 is filled in below, once the file exists.
+    check_card(dict(card, files={WEIGHTS_FILE: "0" * 64}), Path(directory) / CARD_FILE)
     state = trainable_state(model)
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}

@@ -109,6 +109,8 @@ def test_list_shows_a_broken_model_as_broken(home, tiny, capsys):
     assert rows["still-good"]["state"] == "installed" and rows["still-good"]["labels"] == ["class 1"]
     assert main(["models", "info", "tiny-liver"]) == 0
     assert "state: broken" in capsys.readouterr().out
+    assert main(["models", "info", "still-good"]) == 0  # an installed model's own files, with their sha256
+    assert "model file weights.safetensors: " in capsys.readouterr().out
     assert main(["info", "tiny-liver"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("hsam: error:") and "labels" in err and "Traceback" not in err

@@ -23,35 +23,10 @@ ENGINE_FIELDS = (("engine_version", "Engine (hsam)"), ("python", "Engine Python"
                  ("models", "Models"))
 LOG_FIELD = "last_log"
 
-# Until every engine has `hsam info --json`: the same facts read by a short script in the engine's environment.
-ENGINE_PROBE = """
-import json, platform, sys
-info = {"python": sys.version.split()[0] + " (" + sys.executable + ")", "platform": platform.platform()}
-try:
-    import torch
-    info["torch"] = torch.__version__
-    info["cuda"] = torch.version.cuda
-    info["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-except Exception as exc:
-    info["torch"] = "cannot be imported: %s" % exc
-try:
-    import hsam
-    from hsam.models.cache import hsam_home
-    from hsam.models.registry import list_models
-    info["engine_version"] = hsam.__version__
-    info["models_folder"] = str(hsam_home())
-    info["models"] = [{k: m.get(k) for k in ("id", "version", "state")} for m in list_models()]
-except Exception as exc:
-    info["engine_version"] = "cannot be imported: %s" % exc
-print(json.dumps(info))
-"""
-
 
 def engineInfo(engine: Engine, timeout: float = INFO_TIMEOUT_SECONDS) -> Dict[str, Any]:
     """The engine's report about itself; ``{"error": why}`` when it cannot give one (the report is made anyway)."""
     reply = _runEngine(engine.command("info", "--json"), engine, timeout)
-    if reply.get("exitCode") == 2 and "--json" in reply.get("stderr", ""):  # an engine without `info --json`
-        reply = _runEngine([engine.python, "-c", ENGINE_PROBE], engine, timeout)
     if "error" in reply:
         return {"error": reply["error"]}
     if reply["exitCode"] != 0:

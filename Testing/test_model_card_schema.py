@@ -126,3 +126,12 @@ def test_a_model_is_never_saved_with_a_card_that_would_not_load(tmp_path):
     card = make_card(model, "tiny", {"source": "file", "filename": "sam_vit_b_01ec64 (1).pth", "sha256": SHA})
     hsam.save_model(model, tmp_path / "out", card)  # a browser's second download of the same file is fine
     assert read_card(tmp_path / "out")["backbone_weights"]["filename"] == "sam_vit_b_01ec64 (1).pth"
+
+
+def test_a_card_is_written_as_strict_json(tmp_path):
+    from hsam.models.card import write_json_atomic
+
+    path = tmp_path / "model.json"
+    write_json_atomic(path, {"metrics": {"dice": float("nan"), "hd95": float("inf"), "mean": 0.5}})
+    assert json.loads(path.read_text(), parse_constant=lambda name: pytest.fail(f"{name} in a card")) == \
+        {"metrics": {"dice": None, "hd95": None, "mean": 0.5}}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, Union
 
 from ..atomic import write_atomic
+from ..progress import json_safe
 
 FORMAT = "hsam-model/1"
 CARD_FILE = "model.json"
@@ -74,5 +75,6 @@ def check_card(card: Any, where: Union[str, Path]) -> None:
 
 
 def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
-    text = json.dumps(data, indent=2) + "\n"
+    # Strict JSON, as every reader expects: a non-finite number (a metric of an empty organ) is written as null.
+    text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
     write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

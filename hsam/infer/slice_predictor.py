@@ -17,26 +17,13 @@ from ..io.normalize import normalize
 from ..io.slices import slices_to_batch
 from ..model.embedding_store import EmbeddingStore, StoredEncoder
 from ..model.fused_attention import use_fused_attention
+from ..precision import requested_autocast_dtype
 from .device import is_out_of_memory
 
 
 class SliceResult(NamedTuple):
     labels: np.ndarray  # (k, j, i) uint8 class values
     uncertainty: Optional[np.ndarray]  # (k, j, i) float32 entropy of the fused probabilities, or None
-
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
-
-def autocast_dtype(device: torch.device, precision: str) -> Optional[torch.dtype]:
-    """None for fp32. "auto": bf16 (else fp16) on CUDA, fp32 elsewhere; bf16 on a CPU is opt-in."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
 class SlicePredictor:
@@ -48,7 +35,7 @@ class SlicePredictor:
         if embedding_store is not None:  # comparing several decoders on one frozen encoder: encode each slice once
             self.model.backbone.encoder = StoredEncoder(self.model.backbone.encoder, EmbeddingStore(embedding_store))
         self.device = device
-        self.amp_dtype = autocast_dtype(device, precision)
+        self.amp_dtype = requested_autocast_dtype(device, precision)
         self.batch_size = max(1, int(batch_size))
         self.log = log or (lambda _: None)
         self.normalization: Dict[str, Any] = model.card["normalization"]

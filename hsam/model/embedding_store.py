@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from ..atomic import write_atomic
+from ..precision import active_autocast_dtype
 
 
 def weights_digest(module: nn.Module) -> str:
@@ -31,10 +32,6 @@ def weights_digest(module: nn.Module) -> str:
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
         digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
-
-
-def _autocast_dtype(device_type: str) -> Optional[torch.dtype]:
-    return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
 
 
 class EmbeddingStore:
@@ -68,7 +65,7 @@ class StoredEncoder(nn.Module):
         self.identity = weights_digest(encoder)
 
     def _key(self, image: torch.Tensor) -> str:
-        amp = _autocast_dtype(image.device.type)
+        amp = active_autocast_dtype(image.device.type)
         digest = hashlib.sha256(f"{self.identity}:{amp}:{tuple(image.shape)}:{image.dtype}".encode())
         digest.update(image.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
@@ -86,7 +83,7 @@ class StoredEncoder(nn.Module):
                 found[i] = embedding
             dtype = computed.dtype
         else:
-            dtype = _autocast_dtype(images.device.type) or images.dtype
+            dtype = active_autocast_dtype(images.device.type) or images.dtype
         return torch.stack([e.to(images.device, dtype) for e in found])
 
 

@@ -19,10 +19,11 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ..infer.slice_predictor import autocast_dtype
+from ..infer.device import choose_device
 from ..model.embedding_store import stored_encoder
 from ..models.card import CARD_FILE, write_json_atomic
 from ..models.model_dir import save_model, trainable_state
+from ..precision import requested_autocast_dtype
 from ..stop import StopRequest
 from ..model.weights import describe_mismatch
 from .augment import AugmentSettings
@@ -45,20 +46,15 @@ from .validate import case_dice, summarize
 from .weight_average import WeightAverage
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError(f"--device {name}: CUDA is not available here")
-    return torch.device(name)
-
-
 def train(settings: TrainSettings, stop_at_step: Optional[int] = None) -> Dict[str, Any]:
     """Run (or resume) a job; returns its summary. ``stop_at_step`` acts as a stop request before that
     optimiser step (tests). Raises TrainingError for bad inputs and TrainingStopped after a stop request."""
     settings.validate()
     check_writable_folder(Path(settings.out))
-    device = pick_device(settings.device)
+    try:  # training on Apple GPUs is untested: auto keeps to CUDA or the CPU there, --device mps opts in
+        device = choose_device(settings.device, auto_picks_mps=False)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
     if settings.precision == "fp16" and device.type != "cuda":  # before any case is read
         raise TrainingError("--precision fp16 trains on CUDA only; use bf16 or fp32 on this device")
     joined_here = not is_initialized()
@@ -109,7 +105,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(trainable_parameters(self.model), lr=s.lr, betas=(0.9, 0.999),
                                            weight_decay=s.weight_decay)
         self.average = WeightAverage(self.model, s.ema) if s.ema else None
-        self.amp_dtype = autocast_dtype(self.device, s.precision)
+        self.amp_dtype = requested_autocast_dtype(self.device, s.precision)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.net = self.model
         if self.world.distributed:

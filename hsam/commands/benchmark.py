@@ -16,6 +16,7 @@ def run(args: argparse.Namespace) -> int:
     from ..model import HSAMConfig, build_hsam
     from ..models import load_model
     from ..models.card import CT_WINDOW
+    from ..progress import ConsoleReporter
 
     device = choose_device(args.device, print)
     if args.model:
@@ -30,13 +31,17 @@ def run(args: argparse.Namespace) -> int:
         middle = volume.shape[0] // 2
         volume = volume[max(0, middle - args.slices // 2):][: args.slices]
     precisions = args.precision or ["fp32", "bf16"]
-    rows = run_benchmark(model, volume, device, args.batch_size, precisions)
     gflop = flops_per_slice(model.to(device), model.img_size, device) / 1e9
     cpu = platform.processor() or platform.machine()
     print(f"{model.config.backbone} at {model.img_size}, {volume.shape[0]} slices of {args.volume} "
           f"({volume.shape[2]}x{volume.shape[1]}), {gflop:.1f} GFLOP per slice, device {device}"
           f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-          f"{torch.get_num_threads()} CPU threads, {cpu}, torch {torch.__version__}")
+          f"{torch.get_num_threads()} CPU threads, {cpu}, torch {torch.__version__}", flush=True)
+    # Each variant runs the whole volume (minutes for ViT-B on a CPU): a bar per variant with its time left.
+    reporter = ConsoleReporter()
+    rows = run_benchmark(model, volume, device, args.batch_size, precisions,
+                         lambda variant, done, total: reporter.progress(done, total, stage=variant), gflop)
+    reporter.close()
     print(format_rows(rows))
     return 0
 

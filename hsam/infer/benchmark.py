@@ -12,7 +12,7 @@ import contextlib
 import copy
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
@@ -88,7 +88,8 @@ def flops_per_slice(model, size: int, device: torch.device) -> float:
     return counter.get_total_flops()
 
 
-def run_naive(model, volume: np.ndarray, normalization: Dict, device: torch.device) -> np.ndarray:
+def run_naive(model, volume: np.ndarray, normalization: Dict, device: torch.device,
+              on_progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
     size = model.img_size
     labels = np.zeros(volume.shape, np.uint8)
     with torch.no_grad():
@@ -102,20 +103,28 @@ def run_naive(model, volume: np.ndarray, normalization: Dict, device: torch.devi
             if pred.shape[-2:] != volume.shape[1:]:
                 pred = F.interpolate(pred, size=volume.shape[1:], mode="nearest")
             labels[k] = pred[0, 0].to(torch.uint8).cpu().numpy()
+            if on_progress is not None:
+                on_progress(k + 1, volume.shape[0])
     return labels
 
 
-def run_benchmark(model, volume: np.ndarray, device: torch.device, batch_size: int,
-                  precisions: List[str]) -> List[Dict]:
-    """model: unmerged (as loaded for training); volume: (k, j, i) raw intensities in canonical orientation."""
+def run_benchmark(model, volume: np.ndarray, device: torch.device, batch_size: int, precisions: List[str],
+                  on_progress: Optional[Callable[[str, int, int], None]] = None,
+                  gflop_per_slice: Optional[float] = None) -> List[Dict]:
+    """model: unmerged (as loaded for training); volume: (k, j, i) raw intensities in canonical orientation.
+
+    on_progress(variant, slices done, slices): called after every slice or batch of each variant."""
     from ..allocator import keep_freed_memory
     from .slice_predictor import SlicePredictor
 
     normalization = model.card["normalization"]
     model = model.to(device).eval()
     slices = volume.shape[0]
-    gflop = flops_per_slice(model, model.img_size, device) / 1e9
+    gflop = gflop_per_slice or flops_per_slice(model, model.img_size, device) / 1e9
     rows = []
+
+    def progress_of(name: str) -> Optional[Callable[[int, int], None]]:
+        return None if on_progress is None else lambda done, total: on_progress(name, done, total)
 
     def measure(name: str, dtype: torch.dtype, fn) -> np.ndarray:
         peak = matmul_peak_gflops(device, dtype)
@@ -134,16 +143,17 @@ def run_benchmark(model, volume: np.ndarray, device: torch.device, batch_size: i
                      else None})
         return labels
 
-    naive = measure("naive (1 slice, fp32, LoRA unmerged)", torch.float32,
-                    lambda: run_naive(model, volume, normalization, device))
+    naive_name = "naive (1 slice, fp32, LoRA unmerged)"
+    naive = measure(naive_name, torch.float32,
+                    lambda: run_naive(model, volume, normalization, device, progress_of(naive_name)))
     merged = copy.deepcopy(model)
     merged.merge_lora()
     keep_freed_memory()  # what the hsam commands do; the naive loop above ran with the allocator's defaults
     for precision in precisions:
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
         predictor = SlicePredictor(merged, device, batch_size, precision=precision)
-        labels = measure(f"ours (batch {batch_size}, {precision}, merged)", dtype,
-                         lambda: predictor.predict(volume).labels)
+        name = f"ours (batch {batch_size}, {precision}, merged)"
+        labels = measure(name, dtype, lambda: predictor.predict(volume, on_progress=progress_of(name)).labels)
         rows[-1]["same_labels_as_naive"] = float(np.mean(labels == naive))
     base = rows[0]["seconds"]
     for row in rows:

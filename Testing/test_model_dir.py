@@ -103,6 +103,6 @@ def test_torch_checkpoints_truncated_or_executable(tmp_path):
 
 
 def test_not_a_model_directory(tmp_path):
-    with pytest.raises(CheckpointError) as exc:
+    with pytest.raises(hsam.ModelNotFoundError) as exc:
         hsam.load_model(tmp_path / "nowhere")
     _one_line_error(exc, "nowhere")

@@ -15,6 +15,7 @@ import zipfile
 import pytest
 import requests
 import torch
+from local_http import start_server
 
 import hsam
 from hsam.cli import main
@@ -22,12 +23,16 @@ from hsam.model import CheckpointError, HSAMConfig, build_hsam
 from hsam.model.backbones import LITEMEDSAM_FILE, LITEMEDSAM_SHA256
 from hsam.models import make_card
 from hsam.models.card import read_card
-from hsam.models.catalog import CATALOG_FILE, CatalogError, load_catalog
+from hsam.models.catalog import (
+    CATALOG_FILE,
+    CatalogError,
+    ModelNotFoundError,
+    load_catalog,
+)
 from hsam.models.convert import SAM_URLS
-from hsam.models.install import download_entry, import_path
-from hsam.models.registry import list_models, remove, verify
+from hsam.models.install import catalog_entry, download_entry, import_path
+from hsam.models.registry import list_models, model_info, remove, verify
 from hsam.progress import JsonLinesReporter
-from local_http import start_server
 
 FAKE_SAM = b"not really SAM ViT-B" * 1000
 SAM_NAME = "sam_vit_b_01ec64.pth"
@@ -194,8 +199,26 @@ def test_remove_leaves_other_models_intact(home, tiny):
         import_path(tiny, model_id=model_id, reporter=_quiet())
     assert remove("first") == [home / "models" / "first"]
     assert hsam.load_model("second").card["id"] == "second"
-    with pytest.raises(CheckpointError, match="not installed"):
+    with pytest.raises(ModelNotFoundError, match="not installed"):
         remove("first")
+
+
+def test_an_unknown_model_id_is_model_not_found_not_a_damaged_checkpoint(home, capsys):
+    """Every way of naming a model that is not there raises ModelNotFoundError (a ValueError, so the command
+    line prints one ``hsam: error:`` line and exits 1); damaged files of a model that is there stay CheckpointError."""
+    for attempt, needle in ((lambda: hsam.load_model("absent-model"), "model 'absent-model' not found"),
+                            (lambda: hsam.load_model("hsam-abdomen-ct@999"), "model 'hsam-abdomen-ct@999' not found"),
+                            (lambda: model_info("absent-model"), "neither installed nor in the catalog"),
+                            (lambda: verify("absent-model"), "neither installed nor in the catalog"),
+                            (lambda: catalog_entry("absent-model"), "is not in the model catalog"),
+                            (lambda: remove("absent-model"), "nothing to remove")):
+        with pytest.raises(ModelNotFoundError) as exc:
+            attempt()
+        assert not isinstance(exc.value, CheckpointError) and isinstance(exc.value, ValueError)
+        _one_line(exc, needle, "hsam models list")
+    assert main(["models", "info", "absent-model"]) == 1
+    assert capsys.readouterr().err.strip() == \
+        "hsam: error: 'absent-model' is neither installed nor in the catalog (see `hsam models list`)"
 
 
 def test_a_model_that_fails_verification_is_refused(home, tiny, tmp_path, capsys):

@@ -5,12 +5,13 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["HSAM", "HSAMConfig", "CheckpointError", "build_hsam", "load_model", "save_model", "__version__"]
+__all__ = ["HSAM", "HSAMConfig", "CheckpointError", "ModelNotFoundError", "build_hsam", "load_model", "save_model",
+           "__version__"]
 
 # Imported on first use, so that ``hsam --help`` and the command line's start-up (where Ctrl-C must give exit
 # code 3, not a traceback) do not wait for torch.
 _LAZY = {"HSAM": ".model", "HSAMConfig": ".model", "CheckpointError": ".model", "build_hsam": ".model",
-         "load_model": ".models", "save_model": ".models"}
+         "ModelNotFoundError": ".models.catalog", "load_model": ".models", "save_model": ".models"}
 
 
 def __getattr__(name: str) -> Any:

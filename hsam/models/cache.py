@@ -17,7 +17,7 @@ from typing import List, Optional, Tuple
 
 from ..model.weights import CheckpointError
 from .card import CARD_FILE
-from .catalog import CatalogEntry, CatalogError, check_name, load_catalog
+from .catalog import CatalogEntry, CatalogError, ModelNotFoundError, check_name, load_catalog
 from .safe_path import contained
 
 
@@ -108,8 +108,8 @@ def resolve_id(ref: str) -> Path:
     if path is not None:
         return path
     if entry is None or (version is not None and version != entry.version):
-        raise CheckpointError(f"model '{ref}' not found: give a model directory, or an id from `hsam models list` "
-                              f"(installed models live in {models_root()})")
+        raise ModelNotFoundError(f"model '{ref}' not found: give a model directory, or an id from `hsam models list` "
+                                 f"(installed models live in {models_root()})")
     if entry.kind == "base-weights":
         raise CheckpointError(f"'{ref}' is base weights ({entry.title}), not a segmentation model")
     if entry.install == "bundled":

@@ -35,6 +35,12 @@ class CatalogError(ValueError):
     pass
 
 
+class ModelNotFoundError(ValueError):
+    """No installed model and no catalog entry answers to this id (or ``id@version``); the message says where to
+    look. A ValueError like every bad-input error, so ``hsam`` prints it as ``hsam: error: ...`` (exit 1). Problems
+    with a model that is found (damaged or missing files) stay CheckpointError."""
+
+
 def check_name(text: str, what: str) -> str:
     """Ids, versions and file names become folder and file names: no separators, no '..', no surprises."""
     if not isinstance(text, str) or not _NAME.fullmatch(text) or ".." in text:

@@ -15,7 +15,7 @@ from ..model.weights import CheckpointError, load_torch_state, sha256_of
 from ..progress import ConsoleReporter, Reporter
 from .cache import downloads_dir, file_folder, hsam_home, install_dir, models_root, resolve_id, weights_dir
 from .card import CARD_FILE, WEIGHTS_FILE, ModelCardError, read_card, write_json_atomic
-from .catalog import CatalogEntry, RemoteFile, check_name, load_catalog
+from .catalog import CatalogEntry, ModelNotFoundError, RemoteFile, check_name, load_catalog
 from .download import download
 from .filelock import FileLock
 from .model_zip import unpacked_model_zip
@@ -34,7 +34,7 @@ class PlannedFile:
 def catalog_entry(model_id: str) -> CatalogEntry:
     entry = load_catalog().get(model_id)
     if entry is None:
-        raise CheckpointError(f"'{model_id}' is not in the model catalog (see `hsam models list`)")
+        raise ModelNotFoundError(f"'{model_id}' is not in the model catalog (see `hsam models list`)")
     return entry
 
 

@@ -10,7 +10,7 @@ from ..model.weights import CheckpointError
 from .cache import (file_folder, install_dir, installed_model, installed_versions, list_installed, models_root,
                     split_ref, wheel_path)
 from .card import CARD_FILE, ModelCardError, read_card
-from .catalog import CatalogEntry, load_catalog
+from .catalog import CatalogEntry, ModelNotFoundError, load_catalog
 from .safe_path import contained
 from .verify import Check, Hashed, check_model_dir, entry_checks
 
@@ -90,7 +90,7 @@ def model_info(ref: str) -> Dict[str, Any]:
     entry = load_catalog().get(model_id)
     path = installed_model(ref)
     if entry is None and path is None:
-        raise CheckpointError(f"'{ref}' is neither installed nor in the catalog (see `hsam models list`)")
+        raise ModelNotFoundError(f"'{ref}' is neither installed nor in the catalog (see `hsam models list`)")
     info: Dict[str, Any] = {"id": model_id, "installed": [str(p) for _, p in installed_versions(model_id)]}
     if entry is not None:
         info.update(version=entry.version, kind=entry.kind, title=entry.title, description=entry.description,
@@ -124,7 +124,7 @@ def verify(ref: Optional[str] = None) -> List[Check]:
         return [c for v, p in found for c in check_model_dir(_item(model_id, v), p, hashed)]
     if model_id in catalog:
         return entry_checks(catalog[model_id], hashed)
-    raise CheckpointError(f"'{ref}' is neither installed nor in the catalog (see `hsam models list`)")
+    raise ModelNotFoundError(f"'{ref}' is neither installed nor in the catalog (see `hsam models list`)")
 
 
 def _item(model_id: str, version: str) -> str:
@@ -154,4 +154,4 @@ def remove(ref: str) -> List[Path]:
         return removed
     if entry is not None and entry.install in ("wheel", "bundled"):
         raise CheckpointError(f"'{model_id}' comes with the installed software and is not removed by hsam")
-    raise CheckpointError(f"nothing to remove: '{ref}' is not installed (see `hsam models list`)")
+    raise ModelNotFoundError(f"nothing to remove: '{ref}' is not installed (see `hsam models list`)")

@@ -17,6 +17,7 @@ from ..model.cmattn import class_balanced_variances
 from ..model.hsam import HSAM
 from ..model.weights import sha256_of
 from ..models.card import CT_WINDOW, DEFAULT_ORIENTATION, read_card
+from ..models.catalog import ModelNotFoundError
 from ..models.model_dir import load_model, resolve_model_dir
 from .errors import TrainingError
 from .settings import TrainSettings
@@ -48,7 +49,7 @@ def resolve_base(base: str) -> BaseModel:
         return BaseModel(base, None, None)
     try:
         directory = resolve_model_dir(base)
-    except CheckpointError:
+    except (ModelNotFoundError, CheckpointError):
         raise TrainingError(f"--base {base!r} is neither a model directory, an installed model id, nor a backbone "
                             f"({', '.join(sorted(BACKBONES))})") from None
     return BaseModel(base, read_card(directory), directory)

@@ -1,7 +1,8 @@
 """HSAM Segment: organ segmentation of CT volumes with H-SAM, run by the hsam engine in a background process.
 
-The widget only wires the GUI to the logic; everything that does work lives in HSAMSegmentLib (GUI-free, so it
-runs in scripts and in tests without the Slicer application)."""
+The widget only wires the GUI to the logic; everything that does work lives in HSAMSegmentLib and in
+HSAMSharedLib, the layer both modules share (GUI-free, so it runs in scripts and in tests without the Slicer
+application)."""
 import os
 import time
 
@@ -17,21 +18,21 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleTest,
 )
 
-from HSAMSegmentLib import (
+from HSAMSegmentLib import SegmentLogic
+from HSAMSegmentLib.organ_tables import loadOrganTerminology
+from HSAMSegmentLib.segment_logic import organsToSegment
+from HSAMSharedLib import (
     ProcessingState,
-    SegmentLogic,
     addTrainingCase,
     deviceChoices,
     findModel,
     segmentationModels,
 )
-from HSAMSegmentLib.dependencies import packageInfo, reinstallRequirements
-from HSAMSegmentLib.diagnostics import DiagnosticsCollector
-from HSAMSegmentLib.job import ACTIVE_STATES
-from HSAMSegmentLib.module_widget import MODELS_FOLDER_SETTING, EngineModuleWidget
-from HSAMSegmentLib.organ_tables import loadOrganTerminology
-from HSAMSegmentLib.segment_logic import organsToSegment
-from HSAMSegmentLib.self_test_support import (
+from HSAMSharedLib.dependencies import packageInfo, reinstallRequirements
+from HSAMSharedLib.diagnostics import DiagnosticsCollector
+from HSAMSharedLib.job import ACTIVE_STATES
+from HSAMSharedLib.module_widget import MODELS_FOLDER_SETTING, EngineModuleWidget
+from HSAMSharedLib.self_test_support import (
     abdomenLikeVolume,
     buildTinyTestModel,
     preservedSettings,
@@ -39,7 +40,7 @@ from HSAMSegmentLib.self_test_support import (
     runTests,
     skipUnlessPackagesInstalled,
 )
-from HSAMSegmentLib.training_cases import CASES_FOLDER
+from HSAMSharedLib.training_cases import CASES_FOLDER
 
 DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#readme"
 DEVICE_SETTING = "HSAMSegment/device"

@@ -1,7 +1,7 @@
 """HSAM Train: few-shot fine-tuning of H-SAM models on a site's own annotated cases, in a background process.
 
 The widget only wires the GUI to the logic; everything that does work lives in HSAMTrainLib (GUI-free, so it runs
-in scripts and in tests without the Slicer application), which builds on HSAM Segment's HSAMSegmentLib."""
+in scripts and in tests without the Slicer application), which builds on HSAMSharedLib, the layer both modules share (it ships with HSAM Segment)."""
 import os
 import time
 
@@ -18,11 +18,10 @@ from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModuleTest,
 )
 
-import HSAMSegment
-from HSAMSegmentLib import ProcessingState, deviceChoices
-from HSAMSegmentLib.job import ACTIVE_STATES
-from HSAMSegmentLib.module_widget import MODELS_FOLDER_SETTING, EngineModuleWidget
-from HSAMSegmentLib.self_test_support import (
+from HSAMSharedLib import ProcessingState, deviceChoices
+from HSAMSharedLib.job import ACTIVE_STATES
+from HSAMSharedLib.module_widget import MODELS_FOLDER_SETTING, EngineModuleWidget
+from HSAMSharedLib.self_test_support import (
     abdomenLikeVolume,
     buildTinyTestModel,
     caseFromVolume,
@@ -32,7 +31,7 @@ from HSAMSegmentLib.self_test_support import (
     runTests,
     skipUnlessPackagesInstalled,
 )
-from HSAMSegmentLib.training_cases import takePendingTrainingCases
+from HSAMSharedLib.training_cases import takePendingTrainingCases
 from HSAMTrainLib import (
     BACKGROUND,
     ROLES,
@@ -49,6 +48,8 @@ from HSAMTrainLib import (
 from HSAMTrainLib.base_models import baseModels
 from HSAMTrainLib.comparison import comparisonLines
 from HSAMTrainLib.input_check import startBlockers
+
+import HSAMSegment
 
 DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#3d-slicer-hsam-train"
 DEVICE_SETTING = "HSAMTrain/device"

@@ -13,7 +13,7 @@ import pytest
 
 from slicer_segment_fixtures import MODULE_DIR  # noqa: F401  (puts the module on sys.path)
 
-from HSAMSegmentLib.worker import EXIT_STOPPED, STOP_FILE_VARIABLE, WorkerProcess
+from HSAMSharedLib.worker import EXIT_STOPPED, STOP_FILE_VARIABLE, WorkerProcess
 
 # Like the engine: ignores SIGTERM here (Windows never sends it), polls the stop file, saves, exits with 3.
 ENGINE_LIKE = textwrap.dedent("""

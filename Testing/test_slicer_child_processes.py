@@ -11,7 +11,7 @@ import pytest
 
 from slicer_segment_fixtures import MODULE_DIR, REPO
 
-from HSAMSegmentLib.worker import (CREATE_NEW_PROCESS_GROUP, STARTF_USESHOWWINDOW, SW_HIDE, childProcessOptions,
+from HSAMSharedLib.worker import (CREATE_NEW_PROCESS_GROUP, STARTF_USESHOWWINDOW, SW_HIDE, childProcessOptions,
                                    utf8Environment)
 
 MODULE_SOURCES = sorted(MODULE_DIR.rglob("*.py")) + sorted((REPO / "HSAMTrain").rglob("*.py"))

@@ -14,8 +14,8 @@ if str(REPO / "HSAMSegment") not in sys.path:
 import hsam  # noqa: E402
 import torch  # noqa: E402
 
-from HSAMSegmentLib.diagnostics import DiagnosticsCollector, collectDiagnostics, reportText  # noqa: E402
-from HSAMSegmentLib.engine import Engine  # noqa: E402
+from HSAMSharedLib.diagnostics import DiagnosticsCollector, collectDiagnostics, reportText  # noqa: E402
+from HSAMSharedLib.engine import Engine  # noqa: E402
 
 
 def test_report_from_the_real_engine(tmp_path):
@@ -74,7 +74,7 @@ def test_collector_runs_in_the_background(tmp_path):
 
 
 def test_the_engine_reply_may_be_indented_or_follow_other_output():
-    from HSAMSegmentLib.diagnostics import _jsonObject
+    from HSAMSharedLib.diagnostics import _jsonObject
 
     assert _jsonObject('{\n  "torch": "2.5.1"\n}\n') == {"torch": "2.5.1"}
     assert _jsonObject('a warning from a library\n{"torch": "2.5.1"}\n') == {"torch": "2.5.1"}

@@ -14,10 +14,11 @@ from packaging.requirements import Requirement
 from slicer_segment_fixtures import load_volume, new_scene, slicer, tiny_model_dir
 from slicer_train_fixtures import TINY, btcv_case, home, logic  # noqa: F401 (fixtures)
 
-from HSAMSegmentLib import MODELS_CHANGED, Notifier, ProcessingState, SegmentLogic, organsToSegment
-from HSAMSegmentLib.dependencies import missingRequirements
-from HSAMSegmentLib.thread_worker import ThreadWorker
-from HSAMSegmentLib.training_cases import addTrainingCase, readManifest, takePendingTrainingCases
+from HSAMSharedLib import MODELS_CHANGED, Notifier, ProcessingState
+from HSAMSegmentLib import SegmentLogic, organsToSegment
+from HSAMSharedLib.dependencies import missingRequirements
+from HSAMSharedLib.thread_worker import ThreadWorker
+from HSAMSharedLib.training_cases import addTrainingCase, readManifest, takePendingTrainingCases
 from HSAMTrainLib import CaseList, TrainingSettings, loadCaseFiles
 from HSAMTrainLib.input_check import startBlockers
 
@@ -177,7 +178,7 @@ def test_training_writes_its_cases_in_the_background_and_a_closed_scene_leaves_i
 def test_a_background_step_stops_at_its_next_check_and_leaves_no_partial_file(tmp_path):
     import threading
 
-    from HSAMSegmentLib.thread_worker import InBackground
+    from HSAMSharedLib.thread_worker import InBackground
     from HSAMTrainLib.nrrd_file import writeNrrd
 
     started, proceed = threading.Event(), threading.Event()

@@ -18,7 +18,7 @@ import pytest
 
 from slicer_segment_fixtures import MODULE_DIR
 
-from HSAMSegmentLib.dependencies import NEVER_INSTALLED, TORCH, pipInstallArguments, readRequirements
+from HSAMSharedLib.dependencies import NEVER_INSTALLED, TORCH, pipInstallArguments, readRequirements
 
 PYTHONS = {"3.9": Path("/root/.pyenv/versions/3.9.18/bin/python"),
            "3.12": Path("/root/.pyenv/versions/3.12.1/bin/python")}
@@ -67,7 +67,7 @@ def test_install_in_a_clean_environment_of_slicers_python(version, tmp_path):
         if requirement.name.lower() in NEVER_INSTALLED + (TORCH,):
             continue
         run([env_python, "-m", "pip", "install", *pipInstallArguments(requirement, tuple(map(int, version.split("."))))])
-    found = json.loads(run([env_python, "-c", CHECK, MODULE_DIR / "HSAMSegmentLib" / "dependencies.py"]))
+    found = json.loads(run([env_python, "-c", CHECK, MODULE_DIR / "HSAMSharedLib" / "dependencies.py"]))
     assert found == {"missing": [TORCH], "weights_sha256": LITEMEDSAM_SHA256, "torch_installed": False}
 
 

@@ -15,7 +15,8 @@ from slicer_segment_fixtures import (load_volume, new_scene, segment_terminology
                                      terminology_string, tiny_model_dir)
 
 from hsam.models import BTCV_8_ORGANS
-from HSAMSegmentLib import ProcessingState, SegmentLogic
+from HSAMSharedLib import ProcessingState
+from HSAMSegmentLib import SegmentLogic
 
 ORGANS = [label["name"] for label in BTCV_8_ORGANS]
 

@@ -143,7 +143,7 @@ def test_extension_cmake_depends_on_pytorch_and_adds_each_module():
 
 def test_package_list_covers_the_engine_dependencies():
     tomllib = pytest.importorskip("tomllib")
-    from HSAMSegmentLib.dependencies import NEVER_INSTALLED, readRequirements
+    from HSAMSharedLib.dependencies import NEVER_INSTALLED, readRequirements
 
     engine = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     names = {re.split(r"[<>=;\s\[]", d, maxsplit=1)[0].lower().replace("_", "-") for d in engine}

@@ -14,12 +14,13 @@ import pytest
 
 from slicer_segment_fixtures import MODULE_DIR, REPO, new_scene, slicer
 
-from HSAMSegmentLib import Engine, ModelInfo, SegmentLogic, WorkerProcess, describeFailure, segmentationModels
-from HSAMSegmentLib.dependencies import missingRequirements, pipSpecifier, readRequirements
-from HSAMSegmentLib.devices import deviceChoices
-from HSAMSegmentLib.errors import DOWNLOAD_BLOCKED, KILLED, NO_GPU, OUT_OF_MEMORY
-from HSAMSegmentLib.models import humanSize, modelsFromEvents
-from HSAMSegmentLib.training_cases import addTrainingCase, readManifest
+from HSAMSharedLib import Engine, ModelInfo, WorkerProcess, describeFailure, segmentationModels
+from HSAMSegmentLib import SegmentLogic
+from HSAMSharedLib.dependencies import missingRequirements, pipSpecifier, readRequirements
+from HSAMSharedLib.devices import deviceChoices
+from HSAMSharedLib.errors import DOWNLOAD_BLOCKED, KILLED, NO_GPU, OUT_OF_MEMORY
+from HSAMSharedLib.models import humanSize, modelsFromEvents
+from HSAMSharedLib.training_cases import addTrainingCase, readManifest
 
 
 def python_worker(code: str, **kwargs) -> WorkerProcess:
@@ -140,9 +141,9 @@ def test_package_checks_never_import_torch():
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(MODULE_DIR)!r})
-        import HSAMSegmentLib
-        from HSAMSegmentLib.dependencies import missingRequirements
-        from HSAMSegmentLib.devices import deviceChoices
+        import HSAMSegmentLib, HSAMSharedLib
+        from HSAMSharedLib.dependencies import missingRequirements
+        from HSAMSharedLib.devices import deviceChoices
         missingRequirements(); deviceChoices()
         assert "torch" not in sys.modules and "hsam" not in sys.modules, "imported torch or the engine"
     """)

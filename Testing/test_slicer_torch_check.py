@@ -11,7 +11,7 @@ import textwrap
 
 from slicer_segment_fixtures import MODULE_DIR, REPO
 
-from HSAMSegmentLib.dependencies import readRequirements, torchProblem
+from HSAMSharedLib.dependencies import readRequirements, torchProblem
 
 VERSIONS = ["1.13.1", "2.0.1", "2.3.1+cu121", "2.4.0a0", "2.4.0", "2.4.1+cpu", "2.14.1+cu130", "2.16.0.dev20270101"]
 
@@ -32,7 +32,7 @@ def check_versions(tmp_path) -> dict:
     code = textwrap.dedent(f"""
         import json, sys
         sys.path.insert(0, {str(MODULE_DIR)!r})
-        from HSAMSegmentLib.dependencies import describeMissing, missingRequirements, torchProblem
+        from HSAMSharedLib.dependencies import describeMissing, missingRequirements, torchProblem
         results = {{}}
         for version, folder in json.loads(sys.argv[1]).items():
             sys.path.insert(0, folder)

@@ -9,7 +9,8 @@ import pytest
 
 from slicer_train_fixtures import ORGANS, TINY, case_list, home, logic, scene_cases  # noqa: F401 (fixtures)
 
-from HSAMSegmentLib import MODELS_CHANGED, SegmentLogic
+from HSAMSharedLib import MODELS_CHANGED
+from HSAMSegmentLib import SegmentLogic
 from HSAMTrainLib import CaseList, TrainingSettings
 from HSAMTrainLib.estimate import readMachineFactors
 

@@ -16,8 +16,8 @@ from slicer_train_fixtures import BTCV_SEGMENTS, btcv_case, btcv_files
 from hsam.models import BTCV_8_ORGANS
 from hsam.train.dataset import pick_slices
 from hsam.train.loading import CaseVolume
-from HSAMSegmentLib import EngineLogic
-from HSAMSegmentLib.training_cases import addTrainingCase
+from HSAMSharedLib import EngineLogic
+from HSAMSharedLib.training_cases import addTrainingCase
 from HSAMTrainLib import (BACKGROUND, TRAIN, VALIDATION, CaseList, TrainingPlot, TrainingProgress,
                           TrainingSettings, loadCaseFiles, segmentRows)
 from HSAMTrainLib.case_export import exportCases

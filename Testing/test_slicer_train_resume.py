@@ -9,7 +9,7 @@ import numpy as np
 from slicer_segment_fixtures import slicer
 from slicer_train_fixtures import ORGANS, TINY, home, logic, scene_cases  # noqa: F401 (fixtures)
 
-from HSAMSegmentLib import ProcessingState
+from HSAMSharedLib import ProcessingState
 from HSAMTrainLib import CaseList, TrainingSettings, segmentRows
 
 

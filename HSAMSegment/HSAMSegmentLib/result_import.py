@@ -6,14 +6,6 @@ from pathlib import Path
 import slicer
 
 
-def ensureSegmentationConverters() -> None:
-    """Segmentations need their representation converters registered. The Slicer application does it at
-    startup (Segmentations module); without it (scripts on slicer-core) setting up that module's logic does it.
-    Registering twice would duplicate every rule, hence the check."""
-    if not slicer.vtkSegmentationConverterFactory.GetInstance().GetConverterRules():
-        slicer.vtkSlicerSegmentationsModuleLogic().SetMRMLScene(slicer.vtkMRMLScene())
-
-
 def readSegmentation(path: Path, scene):
     """A segmentation node in ``scene``, read with Slicer's own reader (names, colors, terminology tags and
     empty segments all come from the file)."""

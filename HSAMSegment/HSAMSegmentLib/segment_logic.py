@@ -4,11 +4,11 @@ import shutil
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from .engine import Engine
-from .engine_logic import EngineLogic
-from .job import SegmentationJob
-from .models import ModelInfo
+from HSAMSharedLib.engine import Engine
+from HSAMSharedLib.engine_logic import EngineLogic
+from HSAMSharedLib.models import ModelInfo
 
+from .segmentation_job import SegmentationJob
 
 NO_ORGAN = "Check at least one organ to segment."
 

@@ -1,5 +1,6 @@
 """GUI-free parts of the HSAM Train module: they run in Slicer and, for tests and scripts, with slicer-core.
-They build on HSAM Segment's (HSAMSegmentLib: engine command lines, worker processes, the job state machine)."""
+They build on HSAMSharedLib (engine command lines, worker processes, the job state machine), which ships with
+HSAM Segment."""
 from .base_models import BaseModel
 from .case_folder import loadCaseFiles
 from .cases import ROLES, TRAIN, VALIDATION, CaseList, TrainingCase

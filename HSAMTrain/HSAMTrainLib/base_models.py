@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
-from HSAMSegmentLib.models import ModelInfo
+from HSAMSharedLib.models import ModelInfo
 
 DOWNLOADED_WEIGHTS = "downloaded"  # SAM checkpoints: a file the engine needs named with --checkpoint
 

@@ -11,8 +11,7 @@ from typing import Callable, Dict, Iterable, Sequence, Tuple
 import numpy as np
 import slicer
 import vtk
-
-from HSAMSegmentLib.training_cases import writeJsonAtomic
+from HSAMSharedLib.training_cases import writeJsonAtomic
 
 from .cases import TrainingCase
 from .label_mapping import LabelMapping

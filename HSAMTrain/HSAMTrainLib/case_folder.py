@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 import slicer
-
-from HSAMSegmentLib.training_cases import MANIFEST
+from HSAMSharedLib.training_cases import MANIFEST
 
 _EXTENSIONS = (".seg.nrrd", ".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from HSAMSegmentLib.training_cases import writeJsonAtomic
+from HSAMSharedLib.training_cases import writeJsonAtomic
 
 METRICS_FILE = "metrics.csv"
 

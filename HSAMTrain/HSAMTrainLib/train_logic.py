@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
-from HSAMSegmentLib import EngineLogic, ModelInfo, deviceChoices
-from HSAMSegmentLib.training_cases import CASES_FOLDER
+from HSAMSharedLib import EngineLogic, ModelInfo, deviceChoices
+from HSAMSharedLib.training_cases import CASES_FOLDER
 
 from .base_models import BaseModel, baseModels, findBaseModel
 from .cases import CaseList, TrainingCase

@@ -1,4 +1,4 @@
-"""One fine-tuning run as an engine job (HSAMSegmentLib's state machine), in the run's own folder:
+"""One fine-tuning run as an engine job (HSAMSharedLib's state machine), in the run's own folder:
 
     write the cases (a new run only; in a thread) -> [grow the base model by new classes] -> hsam train (--resume when a
     checkpoint exists) -> hsam evaluate the base model and the fine-tuned model on the validation cases ->
@@ -10,10 +10,10 @@ import shutil
 from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
-from HSAMSegmentLib import Engine, EngineJob
-from HSAMSegmentLib.job import Step
-from HSAMSegmentLib.notifications import MODELS_CHANGED
-from HSAMSegmentLib.thread_worker import InBackground
+from HSAMSharedLib import Engine, EngineJob
+from HSAMSharedLib.job import Step
+from HSAMSharedLib.notifications import MODELS_CHANGED
+from HSAMSharedLib.thread_worker import InBackground
 
 from .case_export import caseFiles, writeCaseFiles
 from .cases import VALIDATION, TrainingCase

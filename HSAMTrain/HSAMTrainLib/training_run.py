@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from HSAMSegmentLib.training_cases import writeJsonAtomic
+from HSAMSharedLib.training_cases import writeJsonAtomic
 
 from .case_export import MANIFEST_FILE
 from .cases import VALIDATION, TrainingCase

@@ -12,20 +12,17 @@ them, short in-process functions (e.g. editing a file the previous process wrote
 A temporary work folder is removed whichever way the job ends; a job given its own ``workDir`` keeps it (a
 training run resumes from it). MRML is only touched from the thread that calls ``start()`` and ``poll()``.
 
-``SegmentationJob`` is one "Segment organs" run: export the volume, (download the model,) segment, import."""
+HSAM Segment's "Segment organs" run is ``HSAMSegmentLib.segmentation_job.SegmentationJob``."""
 import enum
 import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Union
 
 from .engine import Engine
 from .errors import describeFailure
-from .notifications import MODELS_CHANGED
-from .result_import import importSegmentation
 from .thread_worker import InBackground, ThreadWorker
-from .volume_export import exportVolume
 from .worker import WorkerProcess
 
 
@@ -40,8 +37,6 @@ class ProcessingState(enum.Enum):
 
 ACTIVE_STATES = (ProcessingState.STARTING, ProcessingState.RUNNING, ProcessingState.IMPORTING,
                  ProcessingState.CANCELLING)
-INPUT_FILE = "input.nrrd"
-RESULT_FILE = "result.seg.nrrd"
 
 # an engine command line, work in a thread, or a short in-process function between them
 Step = Union[List[str], InBackground, Callable[[], None]]
@@ -190,48 +185,3 @@ class EngineJob:
     def _report(self, event: dict) -> None:
         if self.progressCallback is not None:
             self.progressCallback(event)
-
-
-class SegmentationJob(EngineJob):
-    task = "segmentation"
-
-    def __init__(self, engine: Engine, inputVolume, outputSegmentation=None, model: Optional[str] = None,
-                 device: str = "auto", organs: Optional[Sequence[str]] = None, postprocess: bool = True,
-                 show3D: bool = True, downloadModel: Optional[str] = None,
-                 progressCallback: Optional[Callable[[dict], None]] = None, tempRoot: Optional[str] = None,
-                 keepTempFiles: bool = False):
-        """``outputSegmentation`` None: a new segmentation node is added to the scene when the result arrives.
-        ``downloadModel``: a registry id to download first (the caller has the user's consent).
-        ``progressCallback`` also receives the engine's ``progress``, ``log`` and ``result`` events."""
-        super().__init__(engine, progressCallback, tempRoot, keepTempFiles)
-        self.inputVolume = inputVolume
-        self.outputSegmentation = outputSegmentation
-        self.model = model
-        self.device = device
-        self.organs = list(organs) if organs else None
-        self.postprocess = postprocess
-        self.show3D = show3D
-        self.downloadModel = downloadModel
-
-    def prepare(self) -> List[Step]:
-        inputPath = exportVolume(self.inputVolume, self.workDir / INPUT_FILE)
-        steps: List[Step] = []
-        if self.downloadModel:
-            steps.append(self.engine.downloadCommand(self.downloadModel))
-        steps.append(self.engine.segmentCommand(inputPath, self.workDir / RESULT_FILE, self.model, self.device,
-                                                self.organs, self.postprocess))
-        return steps
-
-    def complete(self) -> None:
-        if self.sceneClosed or self.inputVolume.GetScene() is None:
-            raise RuntimeError("The scene was closed during the segmentation: nothing was imported.")
-        if self.outputSegmentation is None:
-            self.outputSegmentation = self.inputVolume.GetScene().AddNewNodeByClass(
-                "vtkMRMLSegmentationNode", self.inputVolume.GetName() + " segmentation")
-        try:
-            importSegmentation(self.workDir / RESULT_FILE, self.outputSegmentation, self.inputVolume, self.show3D)
-        except Exception as exc:
-            raise RuntimeError(f"Could not import the result: {exc}") from exc
-        self._report({"event": "log", "message": f"Segmentation finished in {self.seconds:.1f} s."})
-        if self.downloadModel:
-            MODELS_CHANGED.emit("model downloaded")  # its state changed to installed, in both modules' lists

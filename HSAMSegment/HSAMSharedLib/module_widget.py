@@ -1,7 +1,7 @@
 """What the widgets of HSAM Segment and HSAM Train do alike: parameter node wiring, polling the engine job and the
 model listing in the background, cancelling, installing the engine's packages, a closing scene, quitting Slicer.
 
-Unlike the rest of HSAMSegmentLib this needs Slicer's GUI, so the package's __init__ does not import it: the
+Unlike the rest of HSAMSharedLib this needs Slicer's GUI, so the package's __init__ does not import it: the
 widgets import it by its own name. It never uses a widget of a .ui file; the modules do that in their hooks."""
 import time
 

@@ -8,7 +8,7 @@ from .engine import Engine, defaultModelsHome
 from .job import EngineJob
 from .models import ModelInfo, modelsFromEvents
 from .notifications import MODELS_CHANGED
-from .result_import import ensureSegmentationConverters
+from .segmentations import ensureSegmentationConverters
 from .worker import WorkerProcess
 
 

@@ -34,6 +34,8 @@ def test_round_trip_gives_identical_logits(tmp_path):
     card = read_card(tmp_path / "m")
     assert card["labels"][0]["name"] == "spleen" and card["normalization"]["window"] == [-125.0, 275.0]
     assert card["files"]["weights.safetensors"]
+    assert merged.card == card and loaded.card == card  # what inference reads its normalization from
+    assert model.card is None  # built here: no card until one is saved
 
 
 def test_real_litemedsam_model_round_trip(tmp_path, ct_slice):

@@ -54,7 +54,13 @@ class CMAttn(nn.Module):
     def gate(self, mask_features: torch.Tensor, size: int, labels: Optional[torch.Tensor] = None) -> torch.Tensor:
         """(B, C, h*w) mask features -> (B, 1, h, w) gate in (0, 1)."""
         b, c, n = mask_features.shape
-        p = torch.softmax(mask_features / mask_features.shape[-1] ** 0.25, dim=1).view(b, c, size, size)
+        # Temperature n^(1/4), n = h*w grid positions. A deviation of our own: the paper asks for a "normalized"
+        # mask feature without a formula (§3.2) and the released code feeds the raw affinities to its (inert)
+        # branch (method notes §8.1). The value is not derived from anything: it came with the first version of
+        # this block and the shipped models were trained with it. It differs per backbone (32×32 grid of SAM
+        # ViT at 512: 5.7; 64×64 of LiteMedSAM at 256: 8.0), unlike the usual √d of the 256-wide tokens; changing
+        # it changes every trained model's output, so it stays until models are retrained (docs/model.md).
+        p = torch.softmax(mask_features / n ** 0.25, dim=1).view(b, c, size, size)
         if self.training and labels is not None and bool(self.noise_variance.any()):
             gt = downsample_labels(labels, size, c)
             std = self.noise_variance.sqrt().to(p.dtype)[gt]  # (B, h, w)

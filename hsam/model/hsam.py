@@ -3,7 +3,7 @@ stage 2 -> fused prediction."""
 from __future__ import annotations
 
 import math
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -34,6 +34,10 @@ class HSAM(nn.Module):
         self.stage1 = stage1
         self.cmattn = cmattn
         self.stage2 = stage2
+        # The model card (model.json: labels, normalization, orientation, ...) of the directory this model was
+        # loaded from, set by ``hsam.load_model``; inference reads its normalization and labels. None for a model
+        # built here (``build_hsam``), which has no card until ``save_model`` writes one.
+        self.card: Optional[Dict[str, Any]] = None
 
     @property
     def img_size(self) -> int:

@@ -173,8 +173,23 @@ def test_engine_command_and_environment(tmp_path):
                                                        "jsonl"]
 
 
-def test_device_choices_without_a_gpu():
-    assert deviceChoices()[:2] == ["auto", "cpu"]
+def test_device_choices_list_the_gpus_the_driver_lists(tmp_path, monkeypatch):
+    # On this machine: one cuda:N per GPU that PyTorch (the engine's authority) sees, none without a driver.
+    count = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+                           capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+    choices = deviceChoices()
+    assert choices[:2] == ["auto", "cpu"]
+    assert [c for c in choices if c.startswith("cuda")] == [f"cuda:{i}" for i in range(int(count))]
+    if os.name == "nt":
+        return
+    # A driver that lists two GPUs: the real `nvidia-smi -L` output format, from a program on PATH.
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text("#!/bin/sh\n[ \"$1\" = -L ] || exit 1\n"
+                   "echo 'GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0a1b)'\necho 'GPU 1: NVIDIA A100 (UUID: GPU-2c3d)'\n")
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ.get('PATH', '')}")
+    assert deviceChoices()[:4] == ["auto", "cpu", "cuda:0", "cuda:1"]
+    assert [c for c in deviceChoices() if c.startswith("cuda")] == ["cuda:0", "cuda:1"]
 
 
 def test_a_second_start_or_a_missing_input_is_refused():

@@ -26,6 +26,14 @@ def ct_slice(data_dir):
     return middle_slice(data_dir / "btcv_synapse" / "256" / "case0005_ct.nii.gz", 256)
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny random-weight model directory with the BTCV organ card (tests only read it)."""
+    from model_fixtures import tiny_model_dir
+
+    return tiny_model_dir(tmp_path_factory.mktemp("model") / "tiny")
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

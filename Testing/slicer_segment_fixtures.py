@@ -16,15 +16,6 @@ if str(MODULE_DIR) not in sys.path:
 slicer = pytest.importorskip("slicer", reason="slicer-core is not installed (pip install slicer-core)")
 
 
-def tiny_model_dir(folder: Path) -> Path:
-    """A tiny random-weight model with the BTCV card: the real code path, fast and deterministic."""
-    import hsam
-    from hsam.models import BTCV_8_ORGANS, make_card
-
-    model = hsam.build_hsam(hsam.HSAMConfig(backbone="litemedsam_tiny"), "random", seed=1)
-    return hsam.save_model(model, folder, make_card(model, "tiny", {"source": "random", "seed": 1}, BTCV_8_ORGANS))
-
-
 def new_scene():
     scene = slicer.vtkMRMLScene()
     slicer.mrmlScene = scene

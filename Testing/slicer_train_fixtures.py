@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import vtk
 
-from slicer_segment_fixtures import REPO, load_volume, new_scene, slicer, tiny_model_dir
+from model_fixtures import tiny_model_dir
+from slicer_segment_fixtures import REPO, load_volume, new_scene, slicer
 
 TRAIN_MODULE_DIR = REPO / "HSAMTrain"
 if str(TRAIN_MODULE_DIR) not in sys.path:

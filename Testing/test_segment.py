@@ -12,17 +12,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-import hsam
-from hsam.models import BTCV_8_ORGANS, make_card
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    """A tiny random-weight model with the BTCV organ card: fast, deterministic, real code path."""
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    model = hsam.build_hsam(hsam.HSAMConfig(backbone="litemedsam_tiny"), "random", seed=1)
-    hsam.save_model(model, path, make_card(model, "tiny", {"source": "random", "seed": 1}, BTCV_8_ORGANS))
-    return path
+from hsam.models import BTCV_8_ORGANS
 
 
 @pytest.fixture(scope="module")

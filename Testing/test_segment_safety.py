@@ -14,18 +14,8 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-import hsam
-from hsam.models import BTCV_8_ORGANS, make_card
 
 NO_MODEL = "no-such-model-dir/x"  # refusals must come before the model loads: this model would fail if it did
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    model = hsam.build_hsam(hsam.HSAMConfig(backbone="litemedsam_tiny"), "random", seed=1)
-    hsam.save_model(model, path, make_card(model, "tiny", {"source": "random", "seed": 1}, BTCV_8_ORGANS))
-    return path
 
 
 @pytest.fixture(scope="module")

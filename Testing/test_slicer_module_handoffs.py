@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from packaging.requirements import Requirement
 
-from slicer_segment_fixtures import load_volume, new_scene, slicer, tiny_model_dir
+from slicer_segment_fixtures import load_volume, new_scene, slicer
 from slicer_train_fixtures import TINY, btcv_case, home, logic  # noqa: F401 (fixtures)
 
 from HSAMSharedLib import MODELS_CHANGED, Notifier, ProcessingState
@@ -91,11 +91,6 @@ def test_a_case_saved_twice_is_one_case_and_reaches_hsam_train_once(data_dir, tm
     with pytest.raises(ValueError, match="same scan as case case0005"):
         cases.add(copy, copySegmentation)  # would otherwise end up as the validation case of itself
     assert len(cases) == 1
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return tiny_model_dir(tmp_path_factory.mktemp("model") / "tiny")
 
 
 def test_scene_closed_during_a_segmentation_cancels_it_at_once(data_dir, tiny_model, tmp_path):

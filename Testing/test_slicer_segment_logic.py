@@ -12,18 +12,13 @@ import pytest
 import SimpleITK as sitk
 
 from slicer_segment_fixtures import (load_volume, new_scene, segment_terminology, segment_values_on_grid, slicer,
-                                     terminology_string, tiny_model_dir)
+                                     terminology_string)
 
 from hsam.models import BTCV_8_ORGANS
 from HSAMSharedLib import ProcessingState
 from HSAMSegmentLib import SegmentLogic
 
 ORGANS = [label["name"] for label in BTCV_8_ORGANS]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return tiny_model_dir(tmp_path_factory.mktemp("model") / "tiny")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from slicer_segment_fixtures import load_volume, new_scene, segment_values_on_grid, slicer, tiny_model_dir
+from slicer_segment_fixtures import load_volume, new_scene, segment_values_on_grid, slicer
 from test_slicer_segment_logic import ORGANS, cli_labels
 
 from HSAMSegmentLib import SegmentLogic
@@ -18,11 +18,6 @@ from HSAMSegmentLib.volume_export import exportVolume
 @pytest.fixture(scope="module")
 def small_ct(data_dir):
     return data_dir / "totalsegmentator_tests" / "example_ct_sm.nii.gz"  # real CT, 122x101x30
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    return tiny_model_dir(tmp_path_factory.mktemp("model") / "tiny")
 
 
 def rotation_and_translation():

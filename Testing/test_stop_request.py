@@ -12,8 +12,6 @@ import sys
 import pytest
 from train_fixtures import BTCV_LABEL_MAP, btcv_pairs
 
-import hsam
-from hsam.models import BTCV_8_ORGANS, make_card
 from hsam.stop import EXIT_STOPPED, STOP_FILE_VARIABLE, StopRequest, StopRequested
 from hsam.train.checkpoint import load_state, state_path
 
@@ -65,14 +63,6 @@ def test_stop_file_stops_training_with_a_checkpoint_that_resume_continues(data_d
     assert steps[0] == stopped_at + 1 and steps[-1] == 6  # continued, not restarted
     assert lines[-1]["event"] == "done" and lines[-1]["status"] == "complete"
     assert json.loads((out / "model.json").read_text())["training"]["status"] == "complete"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny"
-    model = hsam.build_hsam(hsam.HSAMConfig(backbone="litemedsam_tiny"), "random", seed=1)
-    hsam.save_model(model, path, make_card(model, "tiny", {"source": "random", "seed": 1}, BTCV_8_ORGANS))
-    return path
 
 
 def test_stop_file_stops_segmentation_with_exit_3_and_no_output(tiny_model, data_dir, tmp_path):

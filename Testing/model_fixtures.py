@@ -1,0 +1,13 @@
+"""Small real models for tests: the real code path, fast and deterministic."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def tiny_model_dir(folder: Path) -> Path:
+    """A tiny random-weight model with the BTCV card."""
+    import hsam
+    from hsam.models import BTCV_8_ORGANS, make_card
+
+    model = hsam.build_hsam(hsam.HSAMConfig(backbone="litemedsam_tiny"), "random", seed=1)
+    return hsam.save_model(model, folder, make_card(model, "tiny", {"source": "random", "seed": 1}, BTCV_8_ORGANS))

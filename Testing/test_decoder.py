@@ -41,9 +41,16 @@ def test_cmattn_changes_the_embedding_and_learns():
     embedding = torch.randn(2, 256, 4, 4)
     features = torch.randn(2, 9, 16)
     enhanced = model.cmattn.eval()(embedding, features)
-    gate = enhanced / embedding - 1
-    assert not torch.allclose(enhanced, embedding) and not torch.allclose(enhanced, 2 * embedding)
-    assert gate.std() > 0  # a spatial modulation, not a constant factor
+    gate = model.cmattn.gate(features, 4)  # (B, 1, h, w): one factor per pixel, shared by all channels
+    torch.testing.assert_close(enhanced, embedding * (1 + gate))  # E' = E + E ⊙ A
+    assert gate.shape == (2, 1, 4, 4) and bool(((gate > 0) & (gate < 1)).all())
+    # A spatial modulation, not a constant factor (the released code's gate is identically 1): within each image
+    # the gate spreads over a good part of (0, 1), far beyond rounding.
+    assert bool((gate.flatten(1).amax(1) - gate.flatten(1).amin(1) > 0.05).all())
+    # And it follows the mask features: other features at one pixel change the gate there.
+    moved = features.clone()
+    moved[:, :, 5] = torch.roll(moved[:, :, 5], 1, dims=1)
+    assert not torch.allclose(model.cmattn.gate(moved, 4).flatten(1)[:, 5], gate.flatten(1)[:, 5])
 
 
 def test_class_balanced_noise_uses_correctly_downsampled_labels():

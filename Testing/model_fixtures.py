@@ -11,3 +11,13 @@ def tiny_model_dir(folder: Path) -> Path:
 
     model = hsam.build_hsam(hsam.HSAMConfig(backbone="litemedsam_tiny"), "random", seed=1)
     return hsam.save_model(model, folder, make_card(model, "tiny", {"source": "random", "seed": 1}, BTCV_8_ORGANS))
+
+
+def tiny_liver_model_dir(path: Path, model_id: str = "tiny-liver", seed: int = 1) -> Path:
+    """A tiny random-weight one-organ model (stage 1 only): the smallest model a registry test can install."""
+    import hsam
+    from hsam.models import make_card
+
+    model = hsam.build_hsam(hsam.HSAMConfig(backbone="litemedsam_tiny", num_classes=2, stage2=False,
+                                            decoder_mlp_dim=64), "random", seed=seed)
+    return hsam.save_model(model, path, make_card(model, model_id, {"source": "random", "seed": seed}))

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from evaluate_helpers import dice_by_organ, evaluate
 import SimpleITK as sitk
 
 from hsam.evaluation.geometry import align_reference
@@ -23,16 +22,6 @@ def totalseg_label_map(label_file: Path, out: Path) -> Path:
     mapping = {str(int(v)): TOTALSEG_TO_MODEL.get(int(v), "background") for v in values}
     out.write_text(json.dumps({"map": mapping}))
     return out
-
-
-def evaluate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hsam", "evaluate", *args], capture_output=True, text=True,
-                          timeout=600)
-
-
-def dice_by_organ(report: Path) -> dict:
-    return {row.split(",")[1]: float(row.split(",")[2])
-            for row in (report / "metrics.csv").read_text().splitlines()[1:]}
 
 
 def test_reference_with_flipped_axis_is_resampled(data_dir, tmp_path):

@@ -1,12 +1,11 @@
 """``hsam evaluate`` says when the reference's label values do not mean the model's classes."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from evaluate_helpers import dice_by_organ, evaluate
 from scipy import ndimage
 
 from hsam.evaluation.label_agreement import labelling_warning
@@ -18,16 +17,6 @@ NAMES = {s["value"]: s["name"] for s in BTCV_8_ORGANS}
 # stomach) -> the model's class value.
 BTCV_TO_MODEL = np.array([0, 7, 4, 3, 2, 5, 8, 1, 6], dtype=np.uint8)
 WARNING = "seems to number organs differently from the model"
-
-
-def evaluate(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hsam", "evaluate", *args], capture_output=True, text=True,
-                          timeout=600)
-
-
-def dice_by_organ(report: Path) -> dict:
-    return {row.split(",")[1]: float(row.split(",")[2])
-            for row in (report / "metrics.csv").read_text().splitlines()[1:]}
 
 
 def _crop(data_dir: Path, tmp_path: Path, first: int = 57, count: int = 6):

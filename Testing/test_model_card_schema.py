@@ -7,6 +7,7 @@ import json
 import shutil
 
 import pytest
+from model_fixtures import tiny_liver_model_dir
 from jsonschema import Draft202012Validator
 
 import hsam
@@ -21,15 +22,9 @@ from hsam.progress import JsonLinesReporter
 SHA = "ab" * 32
 
 
-def _save_tiny(path, model_id="tiny-liver", seed=1):
-    model = build_hsam(HSAMConfig(backbone="litemedsam_tiny", num_classes=2, stage2=False, decoder_mlp_dim=64),
-                       "random", seed=seed)
-    return hsam.save_model(model, path, make_card(model, model_id, {"source": "random", "seed": seed}))
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return _save_tiny(tmp_path_factory.mktemp("tiny") / "tiny-liver")
+    return tiny_liver_model_dir(tmp_path_factory.mktemp("tiny") / "tiny-liver")
 
 
 @pytest.fixture

@@ -12,11 +12,11 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from model_fixtures import tiny_liver_model_dir
 
 import hsam
 from hsam.cli import main
-from hsam.model import CheckpointError, HSAMConfig, build_hsam
-from hsam.models import make_card
+from hsam.model import CheckpointError
 from hsam.models.catalog import CatalogError, RemoteFile, load_catalog
 from hsam.models.download import download
 from hsam.models.install import import_path
@@ -35,15 +35,9 @@ def _quiet():
     return JsonLinesReporter(io.StringIO())
 
 
-def _save_tiny(path, model_id="tiny-liver", seed=1):
-    model = build_hsam(HSAMConfig(backbone="litemedsam_tiny", num_classes=2, stage2=False, decoder_mlp_dim=64),
-                       "random", seed=seed)
-    return hsam.save_model(model, path, make_card(model, model_id, {"source": "random", "seed": seed}))
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return _save_tiny(tmp_path_factory.mktemp("tiny") / "tiny-liver")
+    return tiny_liver_model_dir(tmp_path_factory.mktemp("tiny") / "tiny-liver")
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import threading
 import traceback
 from typing import Callable, List, Optional
 
+from .worker import drainQueue
+
 CANCELLED_CODE = 3  # the engine's "stopped by request" exit code
 
 
@@ -58,12 +60,7 @@ class ThreadWorker:
             raise StopRequested()
 
     def events(self) -> List[dict]:
-        received = []
-        while True:
-            try:
-                received.append(self._events.get_nowait())
-            except queue.Empty:
-                return received
+        return drainQueue(self._events)
 
     def poll(self) -> Optional[int]:
         return self._code

@@ -75,6 +75,16 @@ def _startupInfo():
     return startupInfoClass() if startupInfoClass else types.SimpleNamespace(dwFlags=0, wShowWindow=0)
 
 
+
+def drainQueue(events: "queue.Queue") -> list:
+    """Everything in ``events`` now, without waiting: what a timer on the GUI thread takes from a reader thread."""
+    received = []
+    while True:
+        try:
+            received.append(events.get_nowait())
+        except queue.Empty:
+            return received
+
 class WorkerProcess:
     # SIGTERM reaches the engine even between two polls of the stop file; False exercises the Windows path.
     signalOnCancel = sys.platform != "win32"
@@ -141,12 +151,7 @@ class WorkerProcess:
 
     def events(self) -> List[dict]:
         """Events received since the last call (never blocks)."""
-        received = []
-        while True:
-            try:
-                received.append(self._events.get_nowait())
-            except queue.Empty:
-                return received
+        return drainQueue(self._events)
 
     def poll(self) -> Optional[int]:
         """The exit code once the process has ended and its output was read, else None. Escalates a cancel to a

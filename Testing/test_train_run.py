@@ -96,5 +96,18 @@ def test_the_trained_model_segments_a_held_out_case(straight_run, data_dir, tmp_
     assert run.returncode == 0, run.stderr
     import SimpleITK as sitk
 
-    labels = sitk.ReadImage(str(result))
-    assert labels.GetSize() == sitk.ReadImage(held_out).GetSize()
+    import numpy as np
+
+    from hsam.infer.segment import segment_image
+    from hsam.infer.slice_predictor import SlicePredictor
+
+    labels, image = sitk.ReadImage(str(result)), sitk.ReadImage(held_out)
+    assert labels.GetSize() == image.GetSize() and labels.GetSpacing() == pytest.approx(image.GetSpacing())
+    assert labels.GetOrigin() == pytest.approx(image.GetOrigin())
+    # The command segmented with what was trained: voxel for voxel the trained weights' prediction, in the classes
+    # the trained model's card names.
+    trained = hsam.load_model(out)
+    expected, _, _ = segment_image(SlicePredictor(trained, torch.device("cpu"), batch_size=1), image)
+    assert np.array_equal(sitk.GetArrayFromImage(labels), sitk.GetArrayFromImage(expected))
+    values = {label["value"] for label in json.loads((out / "model.json").read_text())["labels"]}
+    assert set(np.unique(sitk.GetArrayFromImage(labels)).tolist()) <= values | {0}

@@ -34,6 +34,14 @@ def tiny_model(tmp_path_factory):
     return tiny_model_dir(tmp_path_factory.mktemp("model") / "tiny")
 
 
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A tiny random-weight one-organ model directory ("tiny-liver"), one per test module."""
+    from model_fixtures import tiny_liver_model_dir
+
+    return tiny_liver_model_dir(tmp_path_factory.mktemp("tiny") / "tiny-liver")
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
     torch.manual_seed(0)

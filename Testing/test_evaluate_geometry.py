@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from evaluate_helpers import dice_by_organ, evaluate
+from cli_runs import dice_by_organ, evaluate
 import SimpleITK as sitk
 
 from hsam.evaluation.geometry import align_reference

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
-from evaluate_helpers import dice_by_organ, evaluate
+from cli_runs import dice_by_organ, evaluate
 from scipy import ndimage
 
 from hsam.evaluation.label_agreement import labelling_warning

@@ -7,7 +7,6 @@ import json
 import shutil
 
 import pytest
-from model_fixtures import tiny_liver_model_dir
 from jsonschema import Draft202012Validator
 
 import hsam
@@ -20,11 +19,6 @@ from hsam.models.install import import_path
 from hsam.progress import JsonLinesReporter
 
 SHA = "ab" * 32
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_liver_model_dir(tmp_path_factory.mktemp("tiny") / "tiny-liver")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from model_fixtures import tiny_liver_model_dir
 
 import hsam
 from hsam.cli import main
@@ -33,11 +32,6 @@ UNSAFE_NAMES = ["../victim", "../../victim", "/etc/passwd", "C:victim", "C:\\vic
 def _quiet():
     import io
     return JsonLinesReporter(io.StringIO())
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return tiny_liver_model_dir(tmp_path_factory.mktemp("tiny") / "tiny-liver")
 
 
 @pytest.fixture

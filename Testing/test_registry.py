@@ -13,15 +13,15 @@ import sys
 import zipfile
 
 import pytest
+from model_fixtures import tiny_liver_model_dir
 import requests
 import torch
 from local_http import start_server
 
 import hsam
 from hsam.cli import main
-from hsam.model import CheckpointError, HSAMConfig, build_hsam
+from hsam.model import CheckpointError
 from hsam.model.backbones import LITEMEDSAM_FILE, LITEMEDSAM_SHA256
-from hsam.models import make_card
 from hsam.models.card import read_card
 from hsam.models.catalog import (
     CATALOG_FILE,
@@ -42,22 +42,11 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _save_tiny(path, model_id="tiny-liver", seed=1):
-    model = build_hsam(HSAMConfig(backbone="litemedsam_tiny", num_classes=2, stage2=False, decoder_mlp_dim=64),
-                       "random", seed=seed)
-    return hsam.save_model(model, path, make_card(model, model_id, {"source": "random", "seed": seed}))
-
-
 @pytest.fixture(scope="module")
 def server():
     srv = start_server()
     yield srv
     srv.shutdown()
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return _save_tiny(tmp_path_factory.mktemp("tiny") / "tiny-liver")
 
 
 @pytest.fixture
@@ -111,7 +100,7 @@ def fake_convert(monkeypatch):
 
     def convert(sam, release, out_dir, model_id=None):
         calls.append((sam, release))
-        return _save_tiny(out_dir, model_id)
+        return tiny_liver_model_dir(out_dir, model_id)
 
     monkeypatch.setattr("hsam.models.convert.convert_official", convert)
     return calls
@@ -223,7 +212,7 @@ def test_an_unknown_model_id_is_model_not_found_not_a_damaged_checkpoint(home, c
 
 def test_a_model_that_fails_verification_is_refused(home, tiny, tmp_path, capsys):
     import_path(tiny, reporter=_quiet())
-    other = _save_tiny(tmp_path / "other", seed=9)
+    other = tiny_liver_model_dir(tmp_path / "other", seed=9)
     installed = home / "models" / "tiny-liver" / "1" / "weights.safetensors"
     shutil.copyfile(other / "weights.safetensors", installed)  # a valid file, but not the one the card pins
     with pytest.raises(CheckpointError) as exc:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from cli_runs import segment_stopped_at_first_progress
 import SimpleITK as sitk
 
 from hsam.models import BTCV_8_ORGANS
@@ -139,16 +139,7 @@ def test_bad_input_fails_with_one_line_and_no_output(tiny_model, tmp_path, case,
 def test_cancel_stops_promptly_without_output(tiny_model, data_dir, tmp_path):
     ct = data_dir / "btcv_synapse" / "256" / "case0005_ct.nii.gz"  # 117 slices: long enough to interrupt
     out = tmp_path / "out.seg.nrrd"
-    proc = subprocess.Popen([sys.executable, "-m", "hsam", "segment", str(ct), "-o", str(out), "--model",
-                             str(tiny_model), "--progress", "jsonl", "--batch-size", "2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "progress":
-            os.kill(proc.pid, signal.SIGTERM)
-            break
-    rest, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 3
-    last = json.loads(rest.strip().splitlines()[-1])
+    last = segment_stopped_at_first_progress(ct, "-o", out, "--model", tiny_model, "--batch-size", "2")[-1]
     assert last["event"] == "error" and last["cancelled"]
     assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_runs import segment_stopped_at_first_progress
 import SimpleITK as sitk
 
 
@@ -166,16 +166,7 @@ def test_cancel_still_stops_the_whole_batch(data_dir, tiny_model, tmp_path):
     for name in ("a", "b"):
         sitk.WriteImage(image, str(folder / f"{name}.nrrd"))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "hsam", "segment", str(folder), "-o", str(out), "--model",
-                             str(tiny_model), "--progress", "jsonl", "--batch-size", "2"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "progress":
-            os.kill(proc.pid, signal.SIGTERM)
-            break
-    rest, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 3
-    events = [json.loads(line) for line in rest.strip().splitlines()]
+    events = segment_stopped_at_first_progress(folder, "-o", out, "--model", tiny_model, "--batch-size", "2")
     assert not [e for e in events if e["event"] == "result"] and events[-1].get("cancelled")
     assert not out.exists() or list(out.iterdir()) == []
 

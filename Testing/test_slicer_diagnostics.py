@@ -79,3 +79,27 @@ def test_the_engine_reply_may_be_indented_or_follow_other_output():
     assert _jsonObject('{\n  "torch": "2.5.1"\n}\n') == {"torch": "2.5.1"}
     assert _jsonObject('a warning from a library\n{"torch": "2.5.1"}\n') == {"torch": "2.5.1"}
     assert _jsonObject("[1, 2]") is None and _jsonObject("") is None
+
+
+def test_the_last_engine_run_log_reaches_the_report(tmp_path):
+    """Every engine run the modules start leaves a log in <models folder>/logs (the newest 20 are kept); the
+    report shows the newest one, as the engine's `hsam info --json` names it."""
+    from HSAMSharedLib.engine import LOGS_KEPT
+    from HSAMSharedLib.worker import WorkerProcess
+
+    home = tmp_path / "home"
+    engine = Engine(python=sys.executable, modelsHome=home)
+    for i in range(LOGS_KEPT + 5):
+        old = home / "logs" / f"20200101-0000{i:02d}-1-1-segmentation.log"
+        old.parent.mkdir(parents=True, exist_ok=True)
+        old.write_text("old run\n")
+    worker = WorkerProcess([sys.executable, "-c", "import sys; print('boom at slice 7', file=sys.stderr); "
+                            "sys.exit(1)"], env=engine.environment(), logFile=engine.newLogFile("training"))
+    worker.start()
+    assert worker.wait(timeout=60) == 1
+    logs = sorted((home / "logs").glob("*.log"))
+    assert len(logs) == LOGS_KEPT and logs[-1] == worker.logFile  # the oldest went, the new one is the newest
+    assert worker.logFile.read_text().rstrip().endswith("exit code 1")
+    text = collectDiagnostics(engine, "5.8.1")
+    log = text.split("Last engine log:")[1]
+    assert str(worker.logFile) in log and "boom at slice 7" in log

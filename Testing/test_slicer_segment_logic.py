@@ -146,6 +146,11 @@ def test_failure_reports_the_engine_message_and_changes_nothing(logic, small_ct,
     assert logic.job.state == ProcessingState.FAILED and logic.job.error
     assert scene.GetNumberOfNodes() == nodes_before
     assert not logic.job.workDir.exists()
+    # the run's log stays in the models folder for a bug report: the command, the engine's error, its exit code
+    logs = list((tmp_path / "home" / "logs").glob("*-segmentation.log"))
+    assert len(logs) == 1
+    text = logs[0].read_text()
+    assert " segment " in text.splitlines()[0] and "no-such-model" in text and text.rstrip().endswith("exit code 1")
 
 
 @pytest.mark.slow

@@ -5,9 +5,11 @@ The engine is never imported into Slicer's own process (it imports torch); it al
 ``python -m hsam ...`` with ``--progress jsonl``.
 """
 import importlib.util
+import itertools
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -40,6 +42,11 @@ def defaultModelsHome() -> Path:
     return Path(os.environ.get("HSAM_HOME") or Path.home() / ".hsam")
 
 
+LOGS_FOLDER = "logs"  # <models folder>/logs, which `hsam info --json` (and so Diagnostics) reports from
+LOGS_KEPT = 20
+_logNumbers = itertools.count(1)  # two runs started in one second get two files
+
+
 class Engine:
     """Command lines and environment for engine child processes."""
 
@@ -55,6 +62,15 @@ class Engine:
     def scriptCommand(self, script: Path, *args: str) -> List[str]:
         """A Python script that uses the engine, run like the engine's commands."""
         return [self.python, str(script), *map(str, args)]
+
+    def newLogFile(self, task: str) -> Path:
+        """A fresh log file for one engine run, in the models folder's logs; only the newest LOGS_KEPT stay."""
+        folder = (self.modelsHome or defaultModelsHome()) / LOGS_FOLDER
+        folder.mkdir(parents=True, exist_ok=True)
+        for old in sorted(folder.glob("*.log"))[:-(LOGS_KEPT - 1)]:
+            old.unlink(missing_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        return folder / f"{stamp}-{os.getpid()}-{next(_logNumbers)}-{task}.log"
 
     def environment(self) -> Dict[str, str]:
         env = dict(os.environ)

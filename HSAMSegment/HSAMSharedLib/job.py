@@ -112,7 +112,8 @@ class EngineJob:
         else:
             self._report({"event": "log", "message": "Running: " + " ".join(step)})
             self._worker = WorkerProcess(step, env=self.engine.environment(), cwd=str(self.workDir),
-                                         cancelGraceSeconds=self.cancelGraceSeconds)
+                                         cancelGraceSeconds=self.cancelGraceSeconds,
+                                         logFile=self.engine.newLogFile(self.task))
         self._worker.start()
         return True
 

@@ -90,10 +90,15 @@ class WorkerProcess:
     signalOnCancel = sys.platform != "win32"
 
     def __init__(self, args: Sequence[str], env: Optional[Dict[str, str]] = None, cwd: Optional[str] = None,
-                 cancelGraceSeconds: float = 10.0):
+                 cancelGraceSeconds: float = 10.0, logFile: Optional[Path] = None):
         """``env``: the child's environment (default: this process's), to which the worker adds UTF-8 streams
-        and ``HSAM_STOP_FILE``. ``cancelGraceSeconds``: how long a cancelled process may take to stop."""
+        and ``HSAM_STOP_FILE``. ``cancelGraceSeconds``: how long a cancelled process may take to stop.
+        ``logFile``: where the command line, everything the engine writes to stderr, its log and error events and
+        its exit code are also written, for a bug report (Diagnostics shows the newest)."""
         self.args = list(args)
+        self.logFile = Path(logFile) if logFile else None
+        self._log = None
+        self._logLock = threading.Lock()  # both reader threads write to it
         self.env = env
         self.cwd = cwd
         self.cancelGraceSeconds = cancelGraceSeconds
@@ -114,12 +119,17 @@ class WorkerProcess:
         self.stopFile = Path(self._stopFolder) / STOP_FILE_NAME
         env = utf8Environment(self.env)
         env[STOP_FILE_VARIABLE] = str(self.stopFile)
+        if self.logFile is not None:
+            self._log = open(self.logFile, "a", encoding="utf-8", errors="replace")
+            self._writeLog("$ " + " ".join(self.args))
         try:
             self._process = subprocess.Popen(
                 self.args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                 cwd=self.cwd, text=True, encoding="utf-8", errors="replace", bufsize=1,
                 **childProcessOptions(ownProcessGroup=True))
-        except BaseException:
+        except BaseException as exc:
+            self._writeLog(f"could not start: {exc}")
+            self._closeLog(-1)
             self._removeStopFolder()
             raise
         self._readers = [threading.Thread(target=self._readStdout, daemon=True),
@@ -141,13 +151,30 @@ class WorkerProcess:
             except ValueError:
                 event = None
             # Anything that is not an engine event (a library printing to stdout) is still worth showing.
-            self._events.put(event if isinstance(event, dict) and "event" in event
-                             else {"event": "log", "message": line})
+            if not (isinstance(event, dict) and "event" in event):
+                event = {"event": "log", "message": line}
+            if event["event"] in ("log", "error"):
+                self._writeLog(f"{event['event']}: {event.get('message', '')}")
+            self._events.put(event)
 
     def _readStderr(self) -> None:
         for line in self._process.stderr:
             self._stderr.append(line.rstrip())
             del self._stderr[:-STDERR_LINES_KEPT]
+            self._writeLog(line.rstrip())
+
+    def _writeLog(self, line: str) -> None:
+        with self._logLock:
+            if self._log is not None:
+                self._log.write(time.strftime("%H:%M:%S ") + line + "\n")
+                self._log.flush()
+
+    def _closeLog(self, code: int) -> None:
+        self._writeLog(f"exit code {code}")
+        with self._logLock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
 
     def events(self) -> List[dict]:
         """Events received since the last call (never blocks)."""
@@ -166,6 +193,8 @@ class WorkerProcess:
         for reader in self._readers:
             reader.join(timeout=5)
         self._removeStopFolder()
+        if self._log is not None:
+            self._closeLog(code)
         return code
 
     @property

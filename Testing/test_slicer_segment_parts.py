@@ -235,3 +235,16 @@ def test_training_cases_are_a_manifest_hsam_train_reads(tmp_path):
     case = read_manifest(tmp_path / "cases.json").cases[1]
     classes = read_segmentation(case.label, read_image(case.image), load_label_map(None, BTCV_8_ORGANS), case.name)
     assert (sitk.GetArrayFromImage(classes) == np.where(labels == 1, 5, 0)).all()  # segment "liver" -> class 5
+
+
+def test_manifest_writes_are_atomic_and_readable_by_others(tmp_path):
+    from HSAMSharedLib.training_cases import writeJsonAtomic
+
+    manifest = tmp_path / "cases.json"
+    writeJsonAtomic(manifest, {"cases": [1]})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert manifest.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
+    with pytest.raises(ValueError):
+        writeJsonAtomic(manifest, {"cases": [float("nan")]})  # fails half-way through writing
+    assert json.loads(manifest.read_text()) == {"cases": [1]} and sorted(tmp_path.iterdir()) == [manifest]

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from slicer_segment_fixtures import MODULE_DIR, REPO, new_scene, slicer
+from slicer_segment_fixtures import MODULE_DIR, REPO, load_volume, new_scene, slicer
 
 from HSAMSharedLib import Engine, ModelInfo, WorkerProcess, describeFailure, segmentationModels
 from HSAMSegmentLib import SegmentLogic
@@ -192,10 +192,24 @@ def test_device_choices_list_the_gpus_the_driver_lists(tmp_path, monkeypatch):
     assert [c for c in deviceChoices() if c.startswith("cuda")] == ["cuda:0", "cuda:1"]
 
 
-def test_a_second_start_or_a_missing_input_is_refused():
+def test_a_second_start_or_a_missing_input_is_refused(tiny_model, data_dir, tmp_path):
     logic = SegmentLogic()
+    logic.setModelsHome(str(tmp_path / "home"))
+    logic.tempRoot = str(tmp_path)
     with pytest.raises(ValueError, match="input volume"):
         logic.startSegmentation(None)
+    scene = new_scene()
+    volume = load_volume(scene, data_dir / "totalsegmentator_tests" / "example_ct_sm.nii.gz")
+    nodes_before = scene.GetNumberOfNodes()
+    job = logic.startSegmentation(volume, None, model=str(tiny_model), device="cpu")
+    try:
+        with pytest.raises(RuntimeError, match="already running"):  # a second click never starts a second job
+            logic.startSegmentation(volume, None, model=str(tiny_model), device="cpu")
+        assert logic.job is job
+    finally:
+        job.cancel()
+        job.wait()
+    assert job.cancelled and scene.GetNumberOfNodes() == nodes_before
 
 
 def test_training_cases_are_a_manifest_hsam_train_reads(tmp_path):

@@ -29,7 +29,7 @@ class SegmentLogic(EngineLogic):
         self.tempRoot: Optional[str] = None
         self.keepTempFiles = False  # for debugging: keep the exported volume and the engine's result
 
-    def startSegmentation(self, inputVolume, outputSegmentation=None, model: Optional[str] = None,
+    def startSegmentation(self, inputVolume, outputSegmentation=None, *, model: Optional[str] = None,
                           device: str = "auto", organs: Optional[Sequence[str]] = None, postprocess: bool = True,
                           show3D: bool = True, downloadModel: Optional[str] = None,
                           progressCallback: Optional[Callable[[dict], None]] = None) -> SegmentationJob:
@@ -41,21 +41,21 @@ class SegmentLogic(EngineLogic):
             raise ValueError("Select an input volume.")
         if organs is not None and not list(organs):
             raise ValueError(NO_ORGAN + " (organs=None segments every organ of the model)")
-        self.job = SegmentationJob(self.engine, inputVolume, outputSegmentation, model, device, organs, postprocess,
-                                   show3D, downloadModel, progressCallback, self.tempRoot, self.keepTempFiles)
+        self.job = SegmentationJob(self.engine, inputVolume, outputSegmentation, model=model, device=device,
+                                   organs=organs, postprocess=postprocess, show3D=show3D, downloadModel=downloadModel,
+                                   progressCallback=progressCallback, tempRoot=self.tempRoot,
+                                   keepTempFiles=self.keepTempFiles)
         self.job.start()
         return self.job
 
-    def process(self, inputVolume, outputSegmentation, model: Optional[str] = None, device: str = "auto",
-                organs: Optional[Sequence[str]] = None, progressCallback: Optional[Callable[[dict], None]] = None,
-                postprocess: bool = True, show3D: bool = True, downloadModel: Optional[str] = None):
+    def process(self, inputVolume, outputSegmentation=None, **options):
         """Segment ``inputVolume`` into ``outputSegmentation`` and wait for the result (blocking; no Qt needed).
 
-        model: a registry id or a model folder (None: the engine's default model). device: auto, cpu, cuda:N
-        or mps. organs: names from the model card (None: all; an empty list is refused). Returns the
+        ``options`` are startSegmentation's, by name: model, a registry id or a model folder (None: the engine's
+        default model); device: auto, cpu, cuda:N or mps; organs: names from the model card (None: all; an empty
+        list is refused); postprocess, show3D, downloadModel, progressCallback. Returns the
         segmentation node (a new one when ``outputSegmentation`` is None); raises RuntimeError with the engine's message when it fails."""
-        job = self.startSegmentation(inputVolume, outputSegmentation, model, device, organs, postprocess, show3D,
-                                     downloadModel, progressCallback)
+        job = self.startSegmentation(inputVolume, outputSegmentation, **options)
         job.wait()
         if job.error:
             raise RuntimeError(job.error)

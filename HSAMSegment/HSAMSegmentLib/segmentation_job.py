@@ -15,7 +15,7 @@ RESULT_FILE = "result.seg.nrrd"
 class SegmentationJob(EngineJob):
     task = "segmentation"
 
-    def __init__(self, engine: Engine, inputVolume, outputSegmentation=None, model: Optional[str] = None,
+    def __init__(self, engine: Engine, inputVolume, outputSegmentation=None, *, model: Optional[str] = None,
                  device: str = "auto", organs: Optional[Sequence[str]] = None, postprocess: bool = True,
                  show3D: bool = True, downloadModel: Optional[str] = None,
                  progressCallback: Optional[Callable[[dict], None]] = None, tempRoot: Optional[str] = None,

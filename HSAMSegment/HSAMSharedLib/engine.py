@@ -59,10 +59,6 @@ class Engine:
     def command(self, *args: str) -> List[str]:
         return [self.python, "-m", "hsam", *map(str, args)]
 
-    def scriptCommand(self, script: Path, *args: str) -> List[str]:
-        """A Python script that uses the engine, run like the engine's commands."""
-        return [self.python, str(script), *map(str, args)]
-
     def newLogFile(self, task: str) -> Path:
         """A fresh log file for one engine run, in the models folder's logs; only the newest LOGS_KEPT stay."""
         folder = (self.modelsHome or defaultModelsHome()) / LOGS_FOLDER

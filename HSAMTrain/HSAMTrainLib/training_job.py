@@ -22,7 +22,6 @@ from .estimate import readMachineFactors, recordRunTime
 from .progress import TrainingProgress
 from .training_run import FINISHED_STATUSES, TrainingRun
 
-GROW_SCRIPT = Path(__file__).resolve().parent.parent / "Scripts" / "grow_classes.py"
 CLASSES_FILE = "classes.json"
 
 
@@ -69,7 +68,7 @@ class TrainingJob(EngineJob):
             if not (run.grownBaseDir / "model.json").is_file():
                 classes = run.folder / CLASSES_FILE
                 classes.write_text(json.dumps(run.mapping.classes, indent=2), encoding="utf-8")
-                steps.append(self.engine.scriptCommand(GROW_SCRIPT, run.baseModel, run.grownBaseDir, classes))
+                steps.append(self.engine.modelsCommand("grow", run.baseModel, run.grownBaseDir, classes))
         if run.trainingStatus() not in FINISHED_STATUSES:
             resume = run.stateFile.is_file()
             if not resume and run.modelDir.exists():

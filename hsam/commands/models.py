@@ -125,8 +125,22 @@ def _path(args, reporter) -> int:
     return 0
 
 
+def _grow(args, reporter) -> int:
+    import json
+
+    from ..models.grow import grow_classes
+
+    with open(args.classes, encoding="utf-8") as f:
+        classes = json.load(f)
+    if not isinstance(classes, list) or not all(isinstance(c, dict) and "name" in c for c in classes):
+        raise ValueError(f"{args.classes}: give a JSON list of classes, each with a name")
+    summary = grow_classes(args.base, args.out, classes)
+    _result(args, reporter, summary, path=str(args.out), message=summary)
+    return 0
+
+
 ACTIONS = {"list": _list, "info": _info, "download": _download, "import": _import, "remove": _remove,
-           "verify": _verify, "path": _path}
+           "verify": _verify, "path": _path, "grow": _grow}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,4 +185,8 @@ def register(sub) -> None:
                        ).add_argument("id", nargs="?")
     actions.add_parser("path", parents=[common], help="the cache folder, or where a model lives"
                        ).add_argument("id", nargs="?")
+    g = actions.add_parser("grow", parents=[common], help="a copy of a model with new classes, to fine-tune them")
+    g.add_argument("base", help="model id or directory")
+    g.add_argument("out", help="folder for the grown model")
+    g.add_argument("classes", help="JSON list of every class: the base model's, in order, then the new ones")
     p.set_defaults(func=run)

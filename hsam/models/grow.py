@@ -1,19 +1,19 @@
-"""Grow a trained H-SAM model by new classes, so that ``hsam train`` can fine-tune it to segment them too.
+"""Grow a trained H-SAM model by new classes, so that ``hsam train`` can fine-tune it to segment them too
+(``hsam models grow BASE OUT CLASSES_JSON``; HSAM Train runs it for a "new class" mapping).
 
-    python grow_classes.py BASE_MODEL OUT_DIR CLASSES_JSON
-
-Run by the HSAM Train module in the engine's Python, like the engine's own commands. CLASSES_JSON lists every
-class of the grown model (the base model's first, with their values unchanged, then the new ones). Every trained
-tensor keeps its values; a tensor sized by the number of classes keeps them for the existing classes, and the new
-classes' parts (mask tokens, hypernetwork MLPs, CMAttn entries) start as they would in a new model.
+CLASSES_JSON lists every class of the grown model (the base model's first, with their values unchanged, then the
+new ones). Every trained tensor keeps its values; a tensor sized by the number of classes keeps them for the
+existing classes, and the new classes' parts (mask tokens, hypernetwork MLPs, CMAttn entries) start as they would
+in a new model.
 """
-import json
-import sys
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Union
 
 import torch
 
-import hsam
-from hsam.models.model_dir import trainable_state
+from .model_dir import trainable_state
 
 
 def grown(trained: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
@@ -23,7 +23,10 @@ def grown(trained: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def grow(base: str, out: str, classes: list) -> None:
+def grow_classes(base: str, out: Union[str, Path], classes: List[Dict]) -> str:
+    """Write the grown model to ``out``; returns a one-line summary."""
+    import hsam
+
     model = hsam.load_model(base, merge_lora=False)
     card = model.card
     if [c["name"].lower() for c in classes[:len(card["labels"])]] != [c["name"].lower() for c in card["labels"]]:
@@ -37,13 +40,4 @@ def grow(base: str, out: str, classes: list) -> None:
     added = ", ".join(c["name"] for c in classes[len(card["labels"]):])
     hsam.save_model(bigger, out, dict(card, config=config.to_dict(), labels=classes, metrics={},
                                       description=f"{card['id']} with new classes: {added}"))
-    print(json.dumps({"event": "log", "message": f"{card['id']} grown by {added} in {out}"}), flush=True)
-
-
-if __name__ == "__main__":
-    try:
-        with open(sys.argv[3], encoding="utf-8") as f:
-            grow(sys.argv[1], sys.argv[2], json.load(f))
-    except Exception as exc:
-        print(f"hsam: error: growing the model by new classes failed: {exc}", file=sys.stderr)
-        sys.exit(1)
+    return f"{card['id']} grown by {added} in {out}"

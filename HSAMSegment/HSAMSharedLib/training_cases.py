@@ -10,7 +10,7 @@ HSAM Train, which takes marked pairs into its list of cases (the modules share t
 import json
 import os
 import re
-import tempfile
+import uuid
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -101,16 +101,13 @@ def _write(storageNode, node, path: Path) -> None:
 
 
 def writeJsonAtomic(path: Path, data: dict) -> None:
-    """Write-then-rename, as the engine writes its files (hsam/atomic.py; the module does not import the engine):
-    a failure leaves the old file and no temporary one, and the file gets the mode a plain open() would give."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    """Write-then-rename, as the engine writes its files (the module does not import the engine): a failure leaves
+    the old file and no temporary one. A plain open() of a fresh name gives the file the user's usual mode."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
+        with open(tmp, "x", encoding="utf-8") as f:
             json.dump(data, f, indent=2, allow_nan=False)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

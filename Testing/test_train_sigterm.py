@@ -9,7 +9,7 @@ import sys
 
 from train_fixtures import BTCV_LABEL_MAP, btcv_pairs
 
-from hsam.progress import EXIT_CANCELLED
+from hsam.stop import EXIT_STOPPED
 from hsam.train.checkpoint import load_state, state_path
 
 
@@ -37,7 +37,7 @@ def test_sigterm_saves_and_exits_with_the_stop_code(data_dir, tmp_path):
     for image, label in btcv_pairs(data_dir):
         command += ["--case", image, label]
     events, returncode, err = _stop_at_first(command + ["--epochs", "50"], "step")
-    assert returncode == EXIT_CANCELLED, err
+    assert returncode == EXIT_STOPPED, err
     assert "continue with --resume" in err
     names = [e["event"] for e in events]
     assert names[-2:] == ["checkpoint", "stopped"]
@@ -63,7 +63,7 @@ def test_sigterm_while_caching_embeddings(data_dir, tmp_path):
     events, returncode, err = _stop_at_first(command, "progress")
     first = next(e for e in events if e["event"] == "progress")
     assert first["stage"] == "caching embeddings" and first["total"] > first["done"]
-    assert returncode == EXIT_CANCELLED, err
+    assert returncode == EXIT_STOPPED, err
     assert events[-1]["event"] == "stopped" and events[-1]["step"] == 0
     assert not any(e["event"] == "step" for e in events)
     resumed = subprocess.run(command + ["--resume"], capture_output=True, text=True, timeout=300)

@@ -12,11 +12,6 @@ import numbers
 import sys
 from typing import Any, Optional, TextIO
 
-# The stop request lives in hsam.stop; these names stay importable from here for the commands that use them.
-from .stop import EXIT_STOPPED as EXIT_CANCELLED  # noqa: F401
-from .stop import StopRequest as StopFlag  # noqa: F401
-from .stop import StopRequested as Cancelled  # noqa: F401
-
 EXIT_ERROR = 1
 
 

@@ -6,7 +6,8 @@ import sys
 from typing import List
 
 from ..io.volume import VolumeError
-from ..progress import EXIT_CANCELLED, EXIT_ERROR, Cancelled, Reporter, StopFlag, make_reporter
+from ..progress import EXIT_ERROR, Reporter, make_reporter
+from ..stop import EXIT_STOPPED, StopRequest, StopRequested
 from .segment_plan import Job, plan_jobs
 
 DEFAULT_MODEL_ID = "hsam-abdomen-ct"
@@ -21,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from ..models.card import ModelCardError
 
     reporter = make_reporter(args.progress)
-    stop = StopFlag()
+    stop = StopRequest()
     stop.install_signal_handlers()
     try:
         # Outputs are checked before the model loads: a bad -o fails in a second, never after the computation.
@@ -45,11 +46,11 @@ def run(args: argparse.Namespace) -> int:
                 continue
             reporter.event("result", path=str(out), input=str(job.input), index=index, total=len(plan.jobs),
                            uncertainty=str(job.uncertainty) if job.uncertainty else None)
-    except Cancelled:
+    except StopRequested:
         reporter.close()
         reporter.event("error", message="cancelled; no output was written for the interrupted volume",
                        cancelled=True)
-        return EXIT_CANCELLED
+        return EXIT_STOPPED
     except (VolumeError, CheckpointError, ModelCardError, ValueError, OSError) as exc:
         reporter.close()
         if args.progress == "jsonl":

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from ..progress import EXIT_CANCELLED
+from ..stop import EXIT_STOPPED
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         summary = train(settings_from_args(args))
     except TrainingStopped as stopped:  # the state is saved: --resume continues the run
         print(f"hsam: {stopped}", file=sys.stderr)
-        return EXIT_CANCELLED
+        return EXIT_STOPPED
     if args.progress != "jsonl":
         print(json.dumps(summary, indent=2))
     return 0

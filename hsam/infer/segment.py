@@ -10,7 +10,8 @@ import SimpleITK as sitk
 
 from ..io.orientation import from_canonical, to_canonical
 from ..io.volume import VolumeError, read_image
-from ..progress import Reporter, StopFlag
+from ..progress import Reporter
+from ..stop import StopRequest
 from .output import write_image, write_labels
 from .plausibility import warn_if_implausible
 from .postprocess import keep_largest_components
@@ -42,7 +43,7 @@ def check_intensities(volume: np.ndarray, source: Union[str, Path]) -> None:
 
 def segment_image(predictor: SlicePredictor, image: sitk.Image, organs: Optional[Sequence[str]] = None,
                   postprocess: bool = True, uncertainty: bool = False, reporter: Optional[Reporter] = None,
-                  stop: Optional[StopFlag] = None, source: str = "volume"):
+                  stop: Optional[StopRequest] = None, source: str = "volume"):
     """Returns (label image on the input grid, uncertainty image or None, the label specs that were kept)."""
     card = predictor.model.card
     specs = select_labels(card["labels"], organs)
@@ -74,7 +75,7 @@ def segment_image(predictor: SlicePredictor, image: sitk.Image, organs: Optional
 def segment_file(predictor: SlicePredictor, input_path: Union[str, Path], output_path: Union[str, Path],
                  organs: Optional[Sequence[str]] = None, postprocess: bool = True,
                  uncertainty_path: Optional[Union[str, Path]] = None, reporter: Optional[Reporter] = None,
-                 stop: Optional[StopFlag] = None) -> Path:
+                 stop: Optional[StopRequest] = None) -> Path:
     image = read_image(input_path)
     labels, uncertainty, specs = segment_image(predictor, image, organs, postprocess, uncertainty_path is not None,
                                                reporter, stop, source=str(input_path))

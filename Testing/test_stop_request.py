@@ -91,6 +91,8 @@ def test_a_stale_stop_file_stops_before_any_work(tiny_model, data_dir, tmp_path)
 
 
 def test_one_ctrl_c_asks_and_a_second_stops_at_once(tmp_path):
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job ignores it)
     stop = StopRequest(stop_file=str(tmp_path / "absent"))
     with stop:
         os.kill(os.getpid(), signal.SIGINT)
@@ -100,13 +102,16 @@ def test_one_ctrl_c_asks_and_a_second_stops_at_once(tmp_path):
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored after the block
+    signal.signal(signal.SIGINT, before)
 
 
 def _interrupt_while_importing_torch(sig):
     """Start ``hsam segment`` and send ``sig`` once torch's import has begun (told by -X importtime), before any
     command has installed its handlers."""
     proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "hsam", "segment", "absent.nii.gz", "-o",
-                             "out.nii.gz"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+                             "out.nii.gz"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            # Ctrl-C as in a terminal, even when this test runs as a background job (which ignores it)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in proc.stderr:
         seen.append(line)

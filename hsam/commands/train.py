@@ -13,7 +13,7 @@ def settings_from_args(args: argparse.Namespace):
 
     return TrainSettings(
         out=args.out, base=args.base, cases=[tuple(pair) for pair in args.case], manifest=args.cases,
-        label_map=args.label_map, checkpoint=args.checkpoint, model_id=args.id, lora_rank=args.lora_rank,
+        label_map=args.label_map, modality=args.modality, checkpoint=args.checkpoint, model_id=args.id, lora_rank=args.lora_rank,
         mode=args.mode, val_cases=args.val_cases, slice_fraction=args.slice_fraction,
         empty_slice_fraction=args.empty_slices, val_slices=args.val_slices, augment=not args.no_augment,
         intensity_jitter=args.intensity_jitter, organ_jitter=args.organ_jitter, epochs=args.epochs,
@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     from ..train.schedule import STAGE_WEIGHTS, STAGE_WEIGHTS_OVER
     from ..train.bounds import argparse_type as number
+    from ..models.card import MODALITIES
     from ..train.settings import TrainSettings
 
     d = TrainSettings(out="")
@@ -73,6 +74,9 @@ def register(sub) -> None:
                        "backbone for a new model: litemedsam (default), sam_vit_b/l/h (with --checkpoint)")
     model.add_argument("--out", required=True, help="model directory to write (also holds training/state.pt)")
     model.add_argument("--id", help="model id (default: the --out folder's name)")
+    model.add_argument("--modality", choices=MODALITIES,
+                       help="ct: a Hounsfield-unit window; mr: each scan scaled by its own 0.5/99.5 percentiles. "
+                       "Default: the base model's (ct for a new model); give mr to adapt a CT model to MR")
     model.add_argument("--checkpoint", help="SAM checkpoint file for a sam_vit_* base")
     model.add_argument("--lora-rank", type=number("lora_rank"), default=d.lora_rank,
                        help="LoRA rank of a new model")

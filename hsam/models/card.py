@@ -15,6 +15,15 @@ WEIGHTS_FILE = "weights.safetensors"
 SCHEMA_FILE = Path(__file__).with_name("model-card.schema.json")
 
 CT_WINDOW = {"kind": "ct_window", "window": [-125.0, 275.0]}
+# MR has no absolute scale: each scan is scaled by robust percentiles of its own non-zero voxels.
+MR_PERCENTILES = {"kind": "percentiles", "percentiles": [0.5, 99.5]}
+NORMALIZATION_OF_MODALITY = {"ct": CT_WINDOW, "mr": MR_PERCENTILES}
+MODALITIES = tuple(NORMALIZATION_OF_MODALITY)
+
+
+def modality_of(card: Dict[str, Any]) -> str:
+    """"ct" for a model fed Hounsfield units through a window, "mr" for one fed per-scan scaled intensities."""
+    return "ct" if (card.get("normalization") or {}).get("kind", "ct_window") == "ct_window" else "mr"
 
 # Slices are taken along the patient's superior axis with rows running anterior->posterior and columns
 # right->left (image axes i->L, j->P, k->S): the layout of the btcv_synapse volumes and of SimpleITK/Slicer arrays.

@@ -48,7 +48,7 @@ def training_card(model, settings: TrainSettings, data: PreparedData, backbone_w
     return make_card(model, model_id, backbone_weights, data.label_map.classes,
                      title=f"H-SAM fine-tuned on {len(data.train_cases)} cases",
                      description=f"Fine-tuned from {training['base_model']} with hsam train.",
-                     normalization=base.normalization, canonical_orientation=base.orientation,
+                     normalization=base.normalization(settings.modality), canonical_orientation=base.orientation,
                      metrics=metrics, training=training,
                      class_statistics=class_statistics(data, noise_variance))
 

@@ -22,7 +22,7 @@ STATE_DIR = "training"
 STATE_FILE = "state.pt"
 _REQUIRED = ("format", "model", "optimizer", "progress", "settings")
 # Settings added after states were already being written, with what a state that lacks them was trained with.
-BEFORE_ADDED = {"ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0}
+BEFORE_ADDED = {"ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0, "modality": None}
 
 
 def state_path(out_dir: Path) -> Path:

@@ -9,7 +9,7 @@ A label-map file is JSON::
              "Liver": "liver",                 # segment name (.seg.nrrd) -> class
              "9": "background"}}               # values to ignore are mapped to "background" (or 0)
 
-Without a map, label values are taken as class values. Segment names not in the map are matched to class names.
+Without a map, label values are taken as class values; with one, 0 is still background unless mapped. Segment names not in the map are matched to class names.
 Every value or segment that occurs in a case must be mapped: an unmapped one is an error reported before training
 starts.
 """
@@ -78,7 +78,7 @@ def load_label_map(spec: Union[None, str, Path, Dict[str, Any]], base_classes: O
         return LabelMap(classes, None, {}, source)
     if not isinstance(mapping, dict) or not mapping:
         raise TrainingError(f"{source}: 'map' must be an object from label values or segment names to classes")
-    by_value: Dict[int, int] = {}
+    by_value: Dict[int, int] = {0: 0}  # 0 is background in every label file, unless the map says otherwise
     by_segment: Dict[str, int] = {}
     for key, target in mapping.items():
         value = _class_value(str(target), classes, strict=True, source=source)

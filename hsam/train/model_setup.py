@@ -16,7 +16,7 @@ from ..model import BACKBONES, CheckpointError, HSAMConfig, build_hsam
 from ..model.cmattn import class_balanced_variances
 from ..model.hsam import HSAM
 from ..model.weights import sha256_of
-from ..models.card import CT_WINDOW, DEFAULT_ORIENTATION, read_card
+from ..models.card import CT_WINDOW, DEFAULT_ORIENTATION, NORMALIZATION_OF_MODALITY, read_card
 from ..models.catalog import ModelNotFoundError
 from ..models.model_dir import load_model, resolve_model_dir
 from .errors import TrainingError
@@ -35,8 +35,10 @@ class BaseModel:
     def classes(self) -> Optional[List[Dict[str, Any]]]:
         return self.card["labels"] if self.card else None
 
-    @property
-    def normalization(self) -> Dict[str, Any]:
+    def normalization(self, modality: Optional[str] = None) -> Dict[str, Any]:
+        """The base's own normalization, or that of ``modality`` when given (a CT model adapted to MR)."""
+        if modality is not None:
+            return dict(NORMALIZATION_OF_MODALITY[modality])
         return self.card["normalization"] if self.card else CT_WINDOW
 
     @property

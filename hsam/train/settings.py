@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..models.card import MODALITIES
 from .bounds import NUMERIC_BOUNDS, option_name
 from .schedule import STAGE_WEIGHTS, STAGE_WEIGHTS_OVER
 
 # Settings that change the numbers a run produces: a resumed run must use the same ones.
 RESULT_SETTINGS = (
-    "base", "checkpoint", "lora_rank", "mode", "label_map", "val_cases", "slice_fraction", "empty_slice_fraction",
+    "base", "modality", "checkpoint", "lora_rank", "mode", "label_map", "val_cases", "slice_fraction", "empty_slice_fraction",
     "epochs", "batch_size", "accumulate", "lr", "weight_decay", "warmup_steps", "dice_weight", "stage_weights",
     "stage_weights_over", "freeze_encoder", "cached_views", "augment", "intensity_jitter", "organ_jitter",
     "val_slices", "seed",
@@ -26,6 +27,7 @@ class TrainSettings:
     label_map: Optional[str] = None  # JSON: file label values / segment names -> model classes
     checkpoint: Optional[str] = None  # base weights file for SAM ViT backbones
     model_id: Optional[str] = None
+    modality: Optional[str] = None  # "ct" or "mr": the intensity normalization; None: the base's (CT for a new model)
     # New models only (a model directory as base keeps its own architecture).
     lora_rank: int = 4
     mode: str = "paper"
@@ -78,6 +80,7 @@ class TrainSettings:
         checks = [
             (self.stage_weights in STAGE_WEIGHTS, "--stage-weights must be 'paper' or 'release'"),
             (self.stage_weights_over in STAGE_WEIGHTS_OVER, "--stage-weights-over must be 'run' or 'epochs'"),
+            (self.modality in (None,) + MODALITIES, f"--modality must be one of {', '.join(MODALITIES)}"),
             (self.progress in ("tqdm", "jsonl", "none"), "--progress must be tqdm, jsonl or none"),
             (not (self.no_validation and self.early_stop), "--early-stop needs validation"),
             (self.precision in ("auto", "fp32", "bf16", "fp16"), "--precision must be auto, fp32, bf16 or fp16"),

@@ -152,6 +152,9 @@ def run(args: argparse.Namespace) -> int:
         from ..train.labelmap import load_label_map
 
         label_map = load_label_map(args.label_map, [{"value": v, "name": n} for v, n in names.items()])
+        if label_map.by_value is not None:  # classes the map names no value for are not labelled in the reference
+            mapped = set(label_map.by_value.values()) | set(label_map.by_segment.values())
+            names = {value: name for value, name in names.items() if value in mapped}
     results = {}
     try:
         for case, pred, label_path in zip(case_names(images), predictions, labels):
@@ -187,7 +190,7 @@ def register(sub) -> None:
     p.add_argument("--labels", nargs="+", required=True, help="reference label files or a folder (same order)")
     p.add_argument("--images", nargs="+", help="images to segment when TARGET is a model")
     p.add_argument("--label-map", help="JSON label map (as for hsam train) from the reference files' values to the "
-                   "model's classes, e.g. docs/examples/btcv_synapse_labels.json")
+                   "model's classes, e.g. docs/examples/btcv_synapse_labels.json; only the classes it maps to are scored")
     p.add_argument("--out", help="folder for report.md and metrics.csv")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--batch-size", type=int, help="slices per forward pass (default 8 on a GPU, halved on "

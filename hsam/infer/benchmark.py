@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..io.normalize import normalize
+from ..io.normalize import intensity_range, scale_to_unit
 
 
 class PeakMemory:
@@ -92,9 +92,10 @@ def run_naive(model, volume: np.ndarray, normalization: Dict, device: torch.devi
               on_progress: Optional[Callable[[int, int], None]] = None) -> np.ndarray:
     size = model.img_size
     labels = np.zeros(volume.shape, np.uint8)
+    value_range = intensity_range(volume, normalization)  # the whole scan's, as the batched path uses
     with torch.no_grad():
         for k in range(volume.shape[0]):
-            image = normalize(np.asarray(volume[k], np.float32), normalization)
+            image = scale_to_unit(np.asarray(volume[k], np.float32), *value_range)
             if image.shape != (size, size):
                 image = ndimage.zoom(image, (size / image.shape[0], size / image.shape[1]), order=3)
             x = torch.from_numpy(np.repeat(image[None, None], 3, axis=1)).to(device)

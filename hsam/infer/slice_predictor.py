@@ -1,19 +1,19 @@
 """Segment a canonically oriented volume slice batch by slice batch.
 
 Only the canonical input, the uint8 label volume and (optionally) a float uncertainty map are ever held at full
-size; each batch is normalised, resized to the model input, predicted, and its fused probabilities (not labels)
-resized back to the slice grid before the argmax.
+size; each batch is normalised (with the intensity range of the whole volume, as in training), resized to the model
+input, predicted, and its fused probabilities (not labels) resized back to the slice grid before the argmax.
 """
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Dict, NamedTuple, Optional
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..io.normalize import normalize
+from ..io.normalize import intensity_range, scale_to_unit
 from ..io.slices import slices_to_batch
 from ..model.embedding_store import EmbeddingStore, StoredEncoder
 from ..model.fused_attention import use_fused_attention
@@ -40,9 +40,9 @@ class SlicePredictor:
         self.log = log or (lambda _: None)
         self.normalization: Dict[str, Any] = model.card["normalization"]
 
-    def _predict_batch(self, chunk: np.ndarray, uncertainty: bool):
+    def _predict_batch(self, chunk: np.ndarray, value_range: Tuple[float, float], uncertainty: bool):
         size = self.model.img_size
-        batch = slices_to_batch(normalize(chunk, self.normalization), size).to(self.device)
+        batch = slices_to_batch(scale_to_unit(chunk, *value_range), size).to(self.device)
         amp = torch.autocast(self.device.type, dtype=self.amp_dtype) if self.amp_dtype else contextlib.nullcontext()
         with torch.inference_mode(), amp:
             fused = self.model.predict_logits(batch)["fused"]
@@ -60,6 +60,7 @@ class SlicePredictor:
                 check_stop: Optional[Callable[[], None]] = None) -> SliceResult:
         """volume: (k, j, i) raw intensities in canonical orientation."""
         depth = volume.shape[0]
+        value_range = intensity_range(volume, self.normalization)
         labels = np.zeros(volume.shape, dtype=np.uint8)
         entropy_map = np.zeros(volume.shape, dtype=np.float32) if uncertainty else None
         start = 0
@@ -68,7 +69,8 @@ class SlicePredictor:
                 check_stop()
             end = min(depth, start + self.batch_size)
             try:
-                out, ent = self._predict_batch(np.asarray(volume[start:end], dtype=np.float32), uncertainty)
+                out, ent = self._predict_batch(np.asarray(volume[start:end], dtype=np.float32), value_range,
+                                              uncertainty)
             except RuntimeError as exc:
                 if not is_out_of_memory(exc):
                     raise

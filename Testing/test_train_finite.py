@@ -18,7 +18,7 @@ from train_fixtures import BTCV_LABEL_MAP, btcv_pairs, synthetic_case, tiny_sett
 
 from hsam.progress import JsonLinesReporter
 from hsam.train import TrainingError, TrainingStopped, TrainSettings, train
-from hsam.train.bounds import option_name
+from hsam.train.options import flag
 from hsam.train.checkpoint import load_state, state_path
 
 
@@ -71,7 +71,7 @@ def test_a_number_out_of_range_is_a_usage_error_before_any_work(tmp_path, flags,
 ])
 def test_the_python_api_checks_the_same_bounds(tmp_path, setting, value):
     """What the Slicer module and scripts pass never goes through argparse."""
-    with pytest.raises(TrainingError, match=f"^{option_name(setting)} must be"):
+    with pytest.raises(TrainingError, match=f"^{flag(setting)} must be"):
         TrainSettings(out=str(tmp_path), **{setting: value}).validate()
 
 

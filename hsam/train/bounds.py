@@ -1,5 +1,6 @@
-"""The allowed range of every numeric training setting, in one table that both the command line (argparse types)
-and ``TrainSettings.validate`` (the Python API, the Slicer module) check against.
+"""Allowed ranges of numbers: how one is described ("in (0, 1]", "at least 1 (an integer)") and checked, for the
+command line (argparse types) and ``TrainSettings.validate`` (the Python API, the Slicer module) alike. Which
+training setting has which range is declared in ``options.py``. Standard library only: HSAM Train reads it too.
 
 Every value must also be finite: ``float("inf")`` and ``float("nan")`` parse as numbers, and an infinite learning
 rate once trained a model to NaN weights that a run then reported as complete.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Optional
 
 
 @dataclass(frozen=True)
@@ -42,40 +43,10 @@ class Bounds:
 UNIT = Bounds(0, 1)
 COUNT = Bounds(1, integer=True)
 
-# Setting -> its bounds. A setting that may be None (meaning "automatic") is checked only when given.
-NUMERIC_BOUNDS: Dict[str, Bounds] = {
-    "lora_rank": Bounds(0, integer=True, hint=" (0: no LoRA)"),
-    "decoder_mlp_dim": COUNT,
-    "val_cases": COUNT,
-    "slice_fraction": Bounds(0, 1, low_open=True),
-    "empty_slice_fraction": UNIT,
-    "val_slices": COUNT,
-    "organ_jitter": Bounds(0, 0.5, hint=" (0.1 shifts a CT organ by up to 40 HU)"),
-    "epochs": COUNT,
-    "batch_size": COUNT,
-    "accumulate": COUNT,
-    "lr": Bounds(0, 1, low_open=True, hint=" (AdamW's rate; the recipe's is 1e-3, and above about 0.01 training "
-                "usually diverges)"),
-    "weight_decay": Bounds(0, 10, hint=" (AdamW's decoupled decay; the recipe's is 0.1)"),
-    "warmup_steps": Bounds(0, integer=True),
-    "dice_weight": UNIT,
-    "early_stop": COUNT,
-    "ema": Bounds(0, 1, high_open=True, hint=": 0.98 by default, 0 turns the weight average off"),
-    "cached_views": COUNT,
-    "seed": Bounds(0, integer=True),
-}
 
-
-def option_name(setting: str) -> str:
-    """The command-line flag of a setting."""
-    return {"empty_slice_fraction": "--empty-slices"}.get(setting, "--" + setting.replace("_", "-"))
-
-
-def argparse_type(setting: str) -> Callable[[str], Any]:
-    """An argparse ``type`` that parses a setting's value and refuses it when out of bounds (exit code 2)."""
+def argparse_type(bounds: Bounds) -> Callable[[str], Any]:
+    """An argparse ``type`` that parses a value and refuses it when out of ``bounds`` (exit code 2)."""
     import argparse
-
-    bounds = NUMERIC_BOUNDS[setting]
 
     def parse(text: str):
         try:

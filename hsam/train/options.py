@@ -1,0 +1,271 @@
+"""Every option of ``hsam train``, declared once: its setting's name, type and default, its flag and help, the
+values it allows, its group in ``--help``, whether it changes what a run produces, and how HSAM Train shows it.
+
+The rest derives from this table: the command line's arguments and the settings made from them
+(``commands/train.py``), the checks of ``TrainSettings.validate``, the settings a resumed run must repeat
+(``RESULT_SETTINGS``), and HSAM Train's settings with their labels, tooltips, defaults and ranges. HSAM Train reads
+this file in Slicer's own process, where torch must never be imported: it and ``bounds.py``, the one part of the
+engine it imports, use the standard library only, so the choices owned by other modules are spelled out below (a
+test keeps them equal to their owners').
+"""
+from __future__ import annotations
+
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields
+from typing import Any, Dict, List, Optional, Tuple
+
+from .bounds import COUNT, UNIT, Bounds
+
+# The argument groups of ``hsam train --help``, in their order: key -> title.
+GROUPS = {"cases": "cases", "model": "model",
+          "components": "H-SAM components of a new model (ablation; all on by default)",
+          "recipe": "recipe", "run": "run"}
+MODES = ("paper", "release")  # hsam.model.config.MODES: the architectures of a new model
+MODALITIES = ("ct", "mr")  # hsam.models.card.MODALITIES: the intensity normalizations
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # hsam.precision.PRECISIONS
+STAGE_WEIGHTS = ("paper", "release")  # hsam.train.schedule: the stage-1 weight curves
+STAGE_WEIGHTS_OVER = ("run", "epochs")  # hsam.train.schedule
+PROGRESS = ("tqdm", "jsonl", "none")
+ENGINE_DEFAULT = type("EngineDefault", (), {"__repr__": lambda self: "ENGINE_DEFAULT"})()
+
+
+@dataclass(frozen=True)
+class Panel:
+    """How HSAM Train shows an option. The module keeps the setting under its own name (its saved runs use it), with
+    a default that suits a CPU where it differs from the engine's."""
+
+    name: str
+    label: str
+    tooltip: str = ""  # "": the option's help
+    default: Any = ENGINE_DEFAULT
+    range: Optional[Tuple[float, float]] = None  # of its spin box: inside the option's bounds, with a finite top
+    step: Optional[float] = None
+    decimals: Optional[int] = None
+    choices: Tuple[Tuple[Any, str], ...] = ()  # (value, text) of its combo box
+    shown: bool = True  # False: the module passes the setting on without a widget for it
+
+
+@dataclass(frozen=True)
+class Option:
+    """What a setting is on the command line. A boolean's flag turns its default around: --freeze-encoder sets
+    freeze_encoder, --no-augment clears augment."""
+
+    group: str
+    help: str = ""
+    flag: str = ""  # "": "--" and the name with dashes
+    choices: Tuple[Any, ...] = ()
+    bounds: Optional[Bounds] = None  # of a number
+    result: bool = False  # changes what a run produces, so a resumed run must repeat it
+    metavar: Any = None
+    pairs: bool = False  # two values a time, repeatable (--case IMAGE LABEL): a list of tuples
+
+
+def option(default: Any = MISSING, group: str = "run", **declared: Any) -> Any:
+    """A setting's dataclass field carrying its ``Option`` (and ``panel``, its ``Panel``); no default: required."""
+    panel = declared.pop("panel", None)
+    metadata = {"option": Option(group, **declared), "panel": panel}
+    if isinstance(default, list):  # each settings object gets its own list
+        return field(default_factory=list, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class TrainOptions:
+    """The settings of a training job with the recipe defaults (docs/training.md explains each choice); the engine
+    uses them as ``hsam.train.TrainSettings``, which adds the checks."""
+
+    out: str = option(group="model", help="model directory to write (also holds training/state.pt)")
+    # Cases.
+    manifest: Optional[str] = option(None, "cases", flag="--cases", metavar="MANIFEST",
+                                     help="JSON or CSV manifest: image, label[, split]")
+    cases: List[Tuple[str, str]] = option([], "cases", flag="--case", pairs=True, metavar=("IMAGE", "LABEL"),
+                                          help="an image and its label file (NIfTI, NRRD, .seg.nrrd, DICOM folder); "
+                                          "repeatable")
+    label_map: Optional[str] = option(None, "cases", result=True,
+                                      help="JSON mapping label values / segment names to model classes")
+    val_cases: Optional[int] = option(None, "cases", bounds=COUNT, result=True,
+                                      help="cases held out for validation when the manifest names no split "
+                                      "(default: 20%%, at least 1)")
+    no_validation: bool = option(False, "cases", help="train on every case, keep the last epoch")
+    slice_fraction: float = option(
+        1.0, "cases", bounds=Bounds(0, 1, low_open=True), result=True,
+        help="share of each training case's slices to use (paper few-shot protocol: 0.1)",
+        panel=Panel("sliceFraction", "Slice fraction", default=0.5, range=(0.01, 1.0), step=0.05, decimals=2,
+                    tooltip="Share of each training case's slices used (slices that show an organ first). 1 uses "
+                    "every labelled slice; 0.1 is the paper's few-shot protocol and 10 times faster per epoch."))
+    empty_slice_fraction: float = option(0.1, "cases", flag="--empty-slices", bounds=UNIT, result=True,
+                                         help="at most this share of the picked slices may show no organ (default "
+                                         "%(default)s)")
+    val_slices: int = option(40, "cases", bounds=COUNT, result=True,
+                             help="evenly spaced slices per validation case (default %(default)s)",
+                             panel=Panel("validationSlices", "Validation slices", shown=False))
+    augment: bool = option(True, "cases", flag="--no-augment", result=True,
+                           help="no rotation / scaling / elastic deformation")
+    intensity_jitter: bool = option(False, "cases", result=True, help="also jitter contrast and brightness")
+    organ_jitter: float = option(0.0, "cases", bounds=Bounds(0, 0.5, hint=" (0.1 shifts a CT organ by up to 40 HU)"),
+                                 metavar="SHIFT", result=True,
+                                 help="also shift each organ's intensity by up to ±SHIFT of the normalised range "
+                                 "(0.15 = 60 HU for CT), so cases of one contrast phase teach others; 0 (default): off")
+    # Model. A model directory as --base keeps its own architecture: the rest of this group is for new models.
+    base: str = option("litemedsam", "model", result=True,
+                       help="model directory or installed id to fine-tune, or a backbone for a new model: "
+                       "litemedsam (default), sam_vit_b/l/h (with --checkpoint)")
+    model_id: Optional[str] = option(None, "model", flag="--id", help="model id (default: the --out folder's name)")
+    modality: Optional[str] = option(
+        None, "model", choices=MODALITIES, result=True,
+        help="ct: a Hounsfield-unit window; mr: each scan scaled by its own 0.5/99.5 percentiles. Default: the base "
+        "model's (ct for a new model); give mr to adapt a CT model to MR",
+        panel=Panel("modality", "Intensities", choices=((None, "from the base model"), ("ct", "CT"), ("mr", "MR")),
+                    tooltip="How scan intensities are scaled for the model: as the base model does (CT for a new "
+                    "model), CT (a Hounsfield-unit window), or MR (each scan by its own 0.5 and 99.5 percentiles). "
+                    "Choose MR to adapt a CT model to MR scans."))
+    checkpoint: Optional[str] = option(None, "model", result=True, help="SAM checkpoint file for a sam_vit_* base")
+    lora_rank: int = option(
+        4, "model", bounds=Bounds(0, integer=True, hint=" (0: no LoRA)"), result=True, help="LoRA rank of a new model",
+        panel=Panel("loraRank", "LoRA rank", range=(1, 64),
+                    tooltip="Rank of the LoRA adapters in the image encoder of a new model (ignored with 'Freeze "
+                    "encoder', and a base model keeps its own)."))
+    mode: str = option("paper", "model", choices=MODES, result=True, help="architecture of a new model")
+    decoder_mlp_dim: int = option(2048, "model", bounds=COUNT, result=True,
+                                  help="hidden width of the MLPs in a new model's decoders (default %(default)s)")
+    freeze_encoder: bool = option(
+        False, "model", result=True,
+        help="no LoRA: cache image embeddings once and train the decoders only (fast on CPU)",
+        panel=Panel("freezeEncoder", "Freeze encoder", default=True,
+                    tooltip="Train the decoders only, on image embeddings computed once: about 10 times faster per "
+                    "step and the practical choice on a CPU. Unchecked, LoRA adapts the encoder too (GPU)."))
+    cached_views: int = option(3, "model", bounds=COUNT, result=True,
+                               help="with --freeze-encoder: each slice plus N-1 augmented copies (default %(default)s)")
+    embedding_store: Optional[str] = option(None, "model", metavar="DIR",
+                                            help="with --freeze-encoder: keep image embeddings in DIR and reuse them "
+                                            "in later runs")
+    # The paper's components (Table 4 ablation), for a new model.
+    stage2: bool = option(True, "components", flag="--stage1-only", result=True,
+                          help="stage 1 only (the SAMed-style baseline)")
+    cmattn: bool = option(True, "components", flag="--no-cmattn", result=True,  # paper mode only: release's is a no-op
+                          help="no class-balanced mask-guided self-attention")
+    mask_attention: bool = option(True, "components", flag="--no-mask-attention", result=True,
+                                  help="no learnable mask cross-attention")
+    pixel_decoder: bool = option(True, "components", flag="--no-pixel-decoder", result=True,
+                                 help="no hierarchical pixel decoder")
+    # Recipe (AdamW and the released schedule; method notes §10).
+    epochs: int = option(
+        100, "recipe", bounds=COUNT, result=True,
+        panel=Panel("epochs", "Epochs", default=20, range=(1, 1000),
+                    tooltip="Passes over the training slices. Few cases need many epochs; the best epoch by "
+                    "validation Dice is kept, so more epochs cost time but do not make the result worse."))
+    batch_size: int = option(
+        8, "recipe", bounds=COUNT, result=True, help="slices per process and micro-batch",
+        panel=Panel("batchSize", "Batch size", default=4, range=(1, 64),
+                    tooltip="Slices per optimiser step. Larger batches need more memory (GPU: 8 fits in 8 GB with "
+                    "LiteMedSAM)."))
+    accumulate: int = option(1, "recipe", bounds=COUNT, result=True, help="micro-batches per optimiser step")
+    lr: float = option(
+        1e-3, "recipe", result=True, help="base learning rate (AdamW)",
+        bounds=Bounds(0, 1, low_open=True, hint=" (AdamW's rate; the recipe's is 1e-3, and above about 0.01 training "
+                      "usually diverges)"),
+        panel=Panel("learningRate", "Learning rate", default=0.002, range=(0.0001, 0.05), step=0.0005, decimals=4,
+                    tooltip="Base learning rate (AdamW, warm-up then decay). 0.001 for batch 8; short runs and small "
+                    "batches train well with 0.002."))
+    weight_decay: float = option(0.1, "recipe", bounds=Bounds(0, 10, hint=" (AdamW's decoupled decay; the recipe's is "
+                                                               "0.1)"), result=True)
+    warmup_steps: Optional[int] = option(None, "recipe", bounds=Bounds(0, integer=True), result=True,
+                                         help="linear warm-up steps (default: 6%% of all steps)")
+    dice_weight: float = option(0.9, "recipe", bounds=UNIT, result=True, help="d in (1-d) CE + d Dice")
+    stage_weights: str = option("paper", "recipe", choices=STAGE_WEIGHTS, result=True,
+                                help="stage-1 weight schedule: paper 0.8*exp(-0.005*epoch), or the released code's")
+    stage_weights_over: str = option("run", "recipe", choices=STAGE_WEIGHTS_OVER, result=True,
+                                     help="run (default): the schedule's 300 epochs spread over this run, so stage 2 "
+                                     "takes over by its end; epochs: read at this run's epoch index, as written")
+    early_stop: Optional[int] = option(None, "recipe", bounds=COUNT, metavar="EPOCHS",
+                                       help="stop after this many epochs without a better validation Dice")
+    ema: float = option(0.98, "recipe", bounds=Bounds(0, 1, high_open=True, hint=": 0.98 by default, 0 turns the "
+                                                      "weight average off"), metavar="DECAY", result=True,
+                        help="validate and save a moving average of the weights, this decay per step (default "
+                        "%(default)s; 0: the last weights); steadier than the last weights on few slices")
+    seed: int = option(2345, "recipe", bounds=Bounds(0, integer=True), result=True)
+    # Run.
+    device: str = option("auto", "run", help="auto (default), cpu, cuda, cuda:1, ...",
+                         panel=Panel("device", "Device",
+                                     tooltip="Where training runs: auto (the GPU when there is one), cpu, or a GPU."))
+    precision: str = option("auto", "run", choices=PRECISIONS, result=True,
+                            help="auto (default): bf16/fp16 autocast on CUDA, fp32 on a CPU; bf16 also speeds up CPUs "
+                            "with native bf16 (AVX512-BF16/AMX)")
+    progress: str = option("tqdm", "run", choices=PROGRESS, help="tqdm bar (default) or JSON-lines events on stdout")
+    resume: bool = option(False, "run", help="continue the run saved in --out")
+
+
+def declared() -> List[Tuple[Field, Option]]:
+    """Every setting's field with its option, in the order of ``hsam train --help``."""
+    return [(f, f.metadata["option"]) for f in fields(TrainOptions)]
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting."""
+    return _flag(name, _FIELDS[name].metadata["option"])
+
+
+def _flag(name: str, declared_option: Option) -> str:
+    return declared_option.flag or "--" + name.replace("_", "-")
+
+
+def _either(values: Tuple[Any, ...]) -> str:
+    return ", ".join(map(str, values[:-1])) + f" or {values[-1]}"
+
+
+def problems(settings: Any) -> List[str]:
+    """What is wrong with each setting on its own: a number outside its bounds, a value that is not a choice. None
+    is allowed where it is the default (it means "automatic")."""
+    found = []
+    for f, declared_option in declared():
+        value = getattr(settings, f.name)
+        if value is None and f.default is None:
+            continue
+        problem = None
+        if declared_option.bounds is not None:
+            problem = declared_option.bounds.problem(value)
+        elif declared_option.choices and value not in declared_option.choices:
+            problem = f"must be {_either(declared_option.choices)}, not {value!r}"
+        if problem:
+            found.append(f"{_flag(f.name, declared_option)} {problem}")
+    return found
+
+
+@dataclass(frozen=True)
+class PanelSetting:
+    """An option as HSAM Train shows it, with everything the panel needs resolved."""
+
+    name: str  # the module's
+    option: str  # the engine's setting
+    flag: str
+    type: Any
+    default: Any
+    engine_default: Any
+    label: str
+    tooltip: str
+    range: Optional[Tuple[float, float]]
+    step: Optional[float]
+    decimals: Optional[int]
+    choices: Tuple[Tuple[Any, str], ...]
+    shown: bool
+
+
+def panel_settings() -> List[PanelSetting]:
+    """The settings HSAM Train has, in this table's order."""
+    types = typing.get_type_hints(TrainOptions)
+    settings = []
+    for f, declared_option in declared():
+        panel = f.metadata["panel"]
+        if panel is None:
+            continue
+        default = f.default if panel.default is ENGINE_DEFAULT else panel.default
+        settings.append(PanelSetting(
+            panel.name, f.name, _flag(f.name, declared_option), types[f.name], default, f.default, panel.label,
+            panel.tooltip or declared_option.help % {"default": default}, panel.range, panel.step, panel.decimals,
+            panel.choices, panel.shown))
+    return settings
+
+
+_FIELDS: Dict[str, Field] = {f.name: f for f in fields(TrainOptions)}
+# Settings that change the numbers a run produces: a resumed run must use the same ones.
+RESULT_SETTINGS = tuple(f.name for f, declared_option in declared() if declared_option.result)

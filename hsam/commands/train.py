@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any, Callable
 
 from ..stop import EXIT_STOPPED
 
@@ -31,10 +32,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(bounds) -> Callable[[str], Any]:
+    """An argparse ``type`` that parses a number and refuses it when out of ``bounds`` (exit code 2)."""
+
+    def parse(text: str):
+        try:
+            value = int(text) if bounds.integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {bounds.describe()}, not {text!r}") from None
+        problem = bounds.problem(value)
+        if problem:
+            raise argparse.ArgumentTypeError(problem)
+        return value
+
+    parse.__name__ = "integer" if bounds.integer else "number"
+    return parse
+
+
 def register(sub) -> None:
     from dataclasses import MISSING
 
-    from ..train.bounds import argparse_type
     from ..train.options import GROUPS, declared, flag
 
     p = sub.add_parser("train", help="fine-tune a model on a few annotated cases",
@@ -51,7 +68,7 @@ def register(sub) -> None:
             arguments.update(nargs=2, action="append", default=[])
         else:
             arguments.update(default=f.default, choices=option.choices or None,
-                             type=argparse_type(option.bounds) if option.bounds else None)
+                             type=_number(option.bounds) if option.bounds else None)
         if "action" not in arguments or option.pairs:  # as argparse would name it from the flag, or the choices
             arguments.update(metavar=option.metavar or (None if option.choices else name[2:].replace("-", "_").upper()))
         groups[option.group].add_argument(name, **arguments)

@@ -3,18 +3,54 @@ values it allows, its group in ``--help``, whether it changes what a run produce
 
 The rest derives from this table: the command line's arguments and the settings made from them
 (``commands/train.py``), the checks of ``TrainSettings.validate``, the settings a resumed run must repeat
-(``RESULT_SETTINGS``), and HSAM Train's settings with their labels, tooltips, defaults and ranges. HSAM Train reads
-this file in Slicer's own process, where torch must never be imported: it and ``bounds.py``, the one part of the
-engine it imports, use the standard library only, so the choices owned by other modules are spelled out below (a
-test keeps them equal to their owners').
+(``RESULT_SETTINGS``), and HSAM Train's settings with their labels, tooltips, defaults and ranges. HSAM Train runs
+this file on its own in Slicer's process (``HSAMSharedLib.engine.loadEngineFile``), where torch must never be
+imported: it imports nothing of the engine, so the choices owned by other modules are spelled out below (a test
+keeps them equal to their owners').
+
+Every number must also be finite: ``float("inf")`` and ``float("nan")`` parse as numbers, and an infinite learning
+rate once trained a model to NaN weights that a run then reported as complete.
 """
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import MISSING, Field, dataclass, field, fields
 from typing import Any, Dict, List, Optional, Tuple
 
-from .bounds import COUNT, UNIT, Bounds
+
+@dataclass(frozen=True)
+class Bounds:
+    """The allowed range of a number."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False  # the low end itself is not allowed
+    high_open: bool = False
+    integer: bool = False
+    hint: str = ""  # what a value means, for the error message
+
+    def describe(self) -> str:
+        """'in (0, 1]', 'at least 1 (an integer)': the phrase after 'must be'."""
+        if self.high == math.inf:
+            text = f"{'greater than' if self.low_open else 'at least'} {self.low:g}"
+        else:
+            text = f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        return text + (" (an integer)" if self.integer else "")
+
+    def problem(self, value: Any) -> Optional[str]:
+        """None when ``value`` is allowed, else what is wrong with it."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                (self.integer and not float(value).is_integer()):
+            return f"must be {self.describe()}, not {value!r}"
+        ok = math.isfinite(value) and \
+            (value > self.low if self.low_open else value >= self.low) and \
+            (value < self.high if self.high_open else value <= self.high)
+        return None if ok else f"must be {self.describe()}, not {value!r}{self.hint}"
+
+
+UNIT = Bounds(0, 1)
+COUNT = Bounds(1, integer=True)
 
 # The argument groups of ``hsam train --help``, in their order: key -> title.
 GROUPS = {"cases": "cases", "model": "model",
@@ -26,7 +62,14 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # hsam.precision.PRECISIONS
 STAGE_WEIGHTS = ("paper", "release")  # hsam.train.schedule: the stage-1 weight curves
 STAGE_WEIGHTS_OVER = ("run", "epochs")  # hsam.train.schedule
 PROGRESS = ("tqdm", "jsonl", "none")
-ENGINE_DEFAULT = type("EngineDefault", (), {"__repr__": lambda self: "ENGINE_DEFAULT"})()
+
+
+class _EngineDefault:
+    def __repr__(self) -> str:
+        return "ENGINE_DEFAULT"
+
+
+ENGINE_DEFAULT = _EngineDefault()  # a Panel's default that is the option's own
 
 
 @dataclass(frozen=True)

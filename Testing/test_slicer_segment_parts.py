@@ -115,7 +115,8 @@ def test_model_list_and_organs_from_the_model_card(tmp_path):
     assert [m.id for m in segmentationModels(models)] == ["mine", "hsam-synapse-10pct"]
     weights, mine, release = models
     assert weights.downloaded and not mine.downloaded and release.needsDownload and mine.ready
-    assert mine.organs() == [{"value": 1, "name": "liver"}] and release.organs() == []
+    # A label without a color (the card's color is optional) gets the one the engine gives its segment
+    assert mine.organs() == [{"value": 1, "name": "liver", "color": [53, 97, 151]}] and release.organs() == []
     assert weights.description() == "sam-vit-b (downloaded, 375.0 MB)"  # no title in the row: the id
     assert humanSize(None) == "unknown size" and humanSize(999) == "999 B" and humanSize(2.5e9) == "2.5 GB"
 

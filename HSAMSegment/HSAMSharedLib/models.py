@@ -44,12 +44,19 @@ class ModelInfo:
             return {}
 
     def organs(self) -> List[Dict[str, Any]]:
-        """The model card's labels (value, name, color, terminology)."""
-        return list(self.card().get("labels", []))
+        """The model card's labels (value, name, color, terminology); a label without a color gets the one the
+        engine gives its segment."""
+        return [dict(label, color=label.get("color") or classColor(label["value"]))
+                for label in self.card().get("labels", [])]
 
     def description(self) -> str:
         size = f", {humanSize(self.size)}" if self.size else ""
         return f"{self.title} ({self.state}{size})"
+
+
+def classColor(value: int) -> List[int]:
+    """The engine's color for a class whose card gives none (hsam.models.labels.class_color)."""
+    return [(53 * value) % 256, (97 * value) % 256, (151 * value) % 256]
 
 
 def modelsFromEvents(events: Iterable[Dict[str, Any]]) -> List[ModelInfo]:

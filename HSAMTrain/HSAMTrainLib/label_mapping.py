@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional
 
 from .cases import TrainingCase
-from .terminology import sameStructure, segmentTerminology
+from .terminology import sameStructure, segmentTerminology, terminologyByName
 
 BACKGROUND = "background"  # target of a segment left out of training (its voxels count as background)
 
@@ -19,8 +19,11 @@ class SegmentRow:
     cases: List[str] = field(default_factory=list)  # names of the cases that have it
 
 
-def segmentRows(cases: Iterable[TrainingCase]) -> List[SegmentRow]:
-    """Every distinct segment name of the cases, in the order first seen."""
+def segmentRows(cases: Iterable[TrainingCase], terminologies=None) -> List[SegmentRow]:
+    """Every distinct segment name of the cases, in the order first seen. A segment without a terminology of its
+    own gets the standard one of its name, if Slicer's terminology lists (``terminologies``: Slicer's
+    terminologies logic, by default the application's) know it: so a new class "left atrium" is coded as the left
+    atrium in the model, and in every segmentation the model makes."""
     rows: Dict[str, SegmentRow] = {}
     for case in cases:
         segmentation = case.segmentationNode.GetSegmentation()
@@ -28,7 +31,8 @@ def segmentRows(cases: Iterable[TrainingCase]) -> List[SegmentRow]:
             segment = segmentation.GetNthSegment(index)
             key = segment.GetName().strip().lower()
             if key not in rows:
-                rows[key] = SegmentRow(segment.GetName(), segmentTerminology(segment),
+                terminology = segmentTerminology(segment) or terminologyByName(segment.GetName(), terminologies)
+                rows[key] = SegmentRow(segment.GetName(), terminology,
                                        [int(round(255 * c)) for c in segment.GetColor()])
             if case.name not in rows[key].cases:
                 rows[key].cases.append(case.name)

@@ -13,6 +13,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..atomic import write_atomic
+from ..models.labels import class_color, terminology_problem
 
 SLICER_CONTEXT = "Segmentation category and type - 3D Slicer General Anatomy list"
 LABELMAP_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
@@ -129,8 +130,11 @@ def segmentation_dict(labels: sitk.Image, label_specs: List[Dict]) -> Dict:
         box = boxes[spec["value"] - 1] if spec["value"] - 1 < len(boxes) else None
         extent = [v for sl in box for v in (sl.start, sl.stop - 1)] if box else [0, -1, 0, -1, 0, -1]
         segment = {"id": f"Segment_{spec['value']}", "name": spec["name"], "labelValue": int(spec["value"]),
-                   "layer": 0, "color": [c / 255.0 for c in spec["color"]], "extent": extent}
-        if "terminology" in spec:
+                   "layer": 0, "color": [c / 255.0 for c in spec.get("color") or class_color(spec["value"])],
+                   "extent": extent}
+        # A card's terminology is free-form: one Slicer cannot read (no category, say) is left out, not a crash
+        # after the whole volume was segmented. Training refuses such a label map before it starts.
+        if spec.get("terminology") is not None and terminology_problem(spec["terminology"]) is None:
             segment["terminology"] = _slicer_terminology(spec["terminology"])
         segments.append(segment)
     return {"voxels": voxels, "ijkToLPS": ijk_to_lps(labels), "segments": segments,

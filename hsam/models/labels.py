@@ -1,7 +1,7 @@
 """Organ label sets: value, name, color and SNOMED CT terminology (as Slicer's segment terminology expects)."""
 from __future__ import annotations
 
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 _ANATOMY = {"CodingSchemeDesignator": "SCT", "CodeValue": "123037004", "CodeMeaning": "Anatomical Structure"}
 _RIGHT = {"CodingSchemeDesignator": "SCT", "CodeValue": "24028007", "CodeMeaning": "Right"}
@@ -29,7 +29,32 @@ BTCV_8_ORGANS: List[Dict] = [
 ]
 
 
+def class_color(value: int) -> List[int]:
+    """A color for a class that has none (distinct for neighbouring values)."""
+    return [(53 * value) % 256, (97 * value) % 256, (151 * value) % 256]
+
+
 def generic_labels(num_classes: int) -> List[Dict]:
     """Placeholder names for models whose classes are not known (e.g. converted from a foreign checkpoint)."""
-    return [{"value": i, "name": f"class {i}", "color": [(53 * i) % 256, (97 * i) % 256, (151 * i) % 256]}
-            for i in range(1, num_classes)]
+    return [{"value": i, "name": f"class {i}", "color": class_color(i)} for i in range(1, num_classes)]
+
+
+TERMINOLOGY_FIELDS = ("category", "type", "typeModifier")  # typeModifier is optional
+CODE_FIELDS = ("CodingSchemeDesignator", "CodeValue", "CodeMeaning")
+
+
+def terminology_problem(terminology: object) -> Optional[str]:
+    """What keeps ``terminology`` from being a Slicer segment terminology (None when it is one): coded
+    "category" and "type" (and optionally "typeModifier"), each with CodingSchemeDesignator, CodeValue and
+    CodeMeaning."""
+    if not isinstance(terminology, dict):
+        return "must be an object with 'category' and 'type'"
+    for field in TERMINOLOGY_FIELDS:
+        code = terminology.get(field)
+        if code is None and field == "typeModifier":
+            continue
+        if not isinstance(code, dict) or not all(isinstance(code.get(c), str) and code[c] for c in CODE_FIELDS):
+            return (f"{field!r} is missing or not a code with {', '.join(CODE_FIELDS)} (e.g. \"category\": "
+                    '{"CodingSchemeDesignator": "SCT", "CodeValue": "123037004", "CodeMeaning": "Anatomical '
+                    'Structure"})')
+    return None

@@ -9,7 +9,8 @@ A label-map file is JSON::
              "Liver": "liver",                 # segment name (.seg.nrrd) -> class
              "9": "background"}}               # values to ignore are mapped to "background" (or 0)
 
-Without a map, label values are taken as class values; with one, 0 is still background unless mapped. Segment names not in the map are matched to class names.
+Without a map, label values are taken as class values; with one, 0 is still background unless mapped. Segment
+names not in the map are matched to class names.
 Every value or segment that occurs in a case must be mapped: an unmapped one is an error reported before training
 starts.
 """
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from ..models.labels import BTCV_8_ORGANS
+from ..models.labels import BTCV_8_ORGANS, class_color, terminology_problem
 from .errors import TrainingError
 
 LABEL_SETS = {"btcv8": BTCV_8_ORGANS}
@@ -114,7 +115,11 @@ def _check_class(entry: Any, index: int, source: str) -> Dict[str, Any]:
     if int(entry.get("value", index)) != index:
         raise TrainingError(f"{source}: class values must run 1, 2, 3, ... in order; {entry['name']!r} has "
                             f"{entry.get('value')}")
-    color = entry.get("color") or [(53 * index) % 256, (97 * index) % 256, (151 * index) % 256]
+    problem = terminology_problem(entry["terminology"]) if entry.get("terminology") is not None else None
+    if problem:  # found now, not in the segmentation written after training
+        raise TrainingError(f"{source}: class {entry['name']!r}: terminology {problem}; or leave the terminology out")
+    color = entry.get("color") or class_color(index)
+    entry = {key: value for key, value in entry.items() if not (key == "terminology" and value is None)}
     return dict(entry, value=index, color=[int(c) for c in color])
 
 

@@ -121,4 +121,4 @@ def test_real_training_stopped_through_the_stop_file_keeps_a_resumable_checkpoin
     assert worker.wait(300) == EXIT_STOPPED, worker.stderrText()
     events += worker.events()
     assert [e["event"] for e in events][-2:] == ["checkpoint", "stopped"], json.dumps(events[-3:])
-    assert load_state(state_path(out))["progress"]["step_in_epoch"] == events[-1]["step"]
+    assert load_state(state_path(out)).progress.step_in_epoch == events[-1]["step"]

@@ -49,7 +49,7 @@ def test_stop_file_stops_training_with_a_checkpoint_that_resume_continues(data_d
     assert "continue with --resume" in err
     assert [e["event"] for e in events][-2:] == ["checkpoint", "stopped"]
     stopped_at = events[-1]["step"]
-    assert 1 <= stopped_at < 3 and load_state(state_path(out))["progress"]["step_in_epoch"] == stopped_at
+    assert 1 <= stopped_at < 3 and load_state(state_path(out)).progress.step_in_epoch == stopped_at
     assert stop_file.exists()  # the engine never deletes the caller's file
 
     stop_file.unlink()  # the caller names a fresh (absent) path for the next run

@@ -93,8 +93,8 @@ def test_a_diverging_run_stops_with_an_error_and_keeps_the_last_good_epoch(data_
     weights = load_file(str(out / "weights.safetensors"))
     assert weights and all(torch.isfinite(t).all() for t in weights.values() if t.is_floating_point())
     state = load_state(state_path(out))
-    assert state["progress"]["epoch"] == 1 and state["progress"]["step_in_epoch"] == 0
-    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    assert state.progress.epoch == 1 and state.progress.step_in_epoch == 0
+    assert all(torch.isfinite(t).all() for t in state.model.values())
 
 
 @pytest.mark.parametrize("value, message", [

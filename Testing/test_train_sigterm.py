@@ -43,7 +43,7 @@ def test_sigterm_saves_and_exits_with_the_stop_code(data_dir, tmp_path):
     assert names[-2:] == ["checkpoint", "stopped"]
     state = load_state(state_path(out))
     stopped_at = events[-1]["step"]
-    assert 1 <= stopped_at <= 2 and state["progress"]["step_in_epoch"] == stopped_at
+    assert 1 <= stopped_at <= 2 and state.progress.step_in_epoch == stopped_at
     assert {"epoch", "step", "loss", "eta_s"} <= set(events[names.index("step")])
     resumed = subprocess.run(command + ["--resume", "--epochs", "1"],
                              capture_output=True, text=True, timeout=120)

@@ -5,7 +5,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from ..models.model_dir import make_card
+from .checkpoint import RunState
 from .prepare import PreparedData
+from .schedule import StepPlan
 from .settings import TrainSettings
 
 
@@ -23,9 +25,9 @@ def class_statistics(data: PreparedData, noise_variance: Optional[List[float]]) 
 
 
 def training_card(model, settings: TrainSettings, data: PreparedData, backbone_weights: Dict[str, Any],
-                  noise_variance: Optional[List[float]], progress: Dict[str, Any], status: str,
-                  steps: Dict[str, int]) -> Dict[str, Any]:
-    best = progress.get("best") or {}
+                  noise_variance: Optional[List[float]], progress: RunState, status: str,
+                  steps: StepPlan) -> Dict[str, Any]:
+    best = progress.best or {}
     model_id = settings.model_id or _default_id(settings.out)
     metrics: Dict[str, Any] = {}
     if best.get("val_dice") is not None:
@@ -39,11 +41,11 @@ def training_card(model, settings: TrainSettings, data: PreparedData, backbone_w
         "cases": {"train": [c.name for c in data.train_cases], "val": [c.name for c in data.val_cases]},
         "training_slices": len(data.train_slices),
         "label_map": data.label_map.source,
-        "epochs_done": len(progress["history"]),
-        "steps": steps,
+        "epochs_done": len(progress.history),
+        "steps": steps.to_card(),
         "recipe": settings.result_settings(),
-        "wall_s": round(progress["wall_s"], 1),
-        "history": progress["history"],
+        "wall_s": round(progress.wall_s, 1),
+        "history": progress.history,
     }
     return make_card(model, model_id, backbone_weights, data.label_map.classes,
                      title=f"H-SAM fine-tuned on {len(data.train_cases)} cases",

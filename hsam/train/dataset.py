@@ -25,7 +25,7 @@ from .augment import AugmentSettings, augment_slice
 from .loading import CaseVolume
 
 # Tags that keep the generators of different purposes apart.
-_PICK, _EPOCH, _SAMPLE, _VIEW = 1, 2, 3, 4
+_PICK, _EPOCH, _SAMPLE, _VIEW, _STEP_TORCH = 1, 2, 3, 4, 5
 
 
 def generator(seed: int, *keys: int) -> np.random.Generator:
@@ -92,6 +92,11 @@ def sample_generator(seed: int, epoch: int, index: int) -> np.random.Generator:
 def view_generator(seed: int, index: int, view: int) -> np.random.Generator:
     """The generator of a cached augmented view (``--freeze-encoder``)."""
     return generator(seed, _VIEW, index, view)
+
+
+def step_torch_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of torch's own generator (dropout, CMAttn noise) for one optimiser step of one process."""
+    return int(np.random.SeedSequence([seed, _STEP_TORCH, step, rank]).generate_state(1)[0])
 
 
 def to_batch(images: Sequence[np.ndarray], labels: Sequence[np.ndarray], size: int

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from ..models.card import CARD_FILE, write_json_atomic
-from .checkpoint import BEFORE_ADDED
+from .checkpoint import BEFORE_ADDED, RunState, TrainingCheckpoint
 from .errors import TrainingError
 
 FINISHED = ("complete", "early-stopped")
@@ -30,12 +30,12 @@ def check_writable_folder(out: Path) -> None:
                             "choose a folder you can write to")
 
 
-def finished_status(saved: Dict[str, Any]) -> Optional[str]:
+def finished_status(saved: TrainingCheckpoint) -> Optional[str]:
     """How the saved run ended ('complete', 'early-stopped'), or None while it still has epochs to go."""
-    progress, epochs = saved["progress"], saved["settings"].get("epochs")
-    if progress.get("finished") and progress["epoch"] < (epochs or 0):
+    progress, epochs = saved.progress, saved.settings.get("epochs")
+    if progress.finished and progress.epoch < (epochs or 0):
         return "early-stopped"
-    if epochs is not None and progress["epoch"] >= epochs:
+    if epochs is not None and progress.epoch >= epochs:
         return "complete"
     return None
 
@@ -47,17 +47,22 @@ def same_recipe(saved_settings: Dict[str, Any], current: Dict[str, Any]) -> bool
     return all(saved.get(key) == value for key, value in current.items())
 
 
-def finished_summary(out: Path, saved: Dict[str, Any], status: str) -> Dict[str, Any]:
+def finished_summary(out: Path, saved: TrainingCheckpoint, status: str) -> Dict[str, Any]:
     """The summary of a run that already ended; the card says so (a kill between the last save and the card's update
     could leave it 'running')."""
-    progress = saved["progress"]
+    progress = saved.progress
     card_file = out / CARD_FILE
     if card_file.is_file():
         card = json.loads(card_file.read_text(encoding="utf-8"))
         if (card.get("training") or {}).get("status") != status:
             card.setdefault("training", {})["status"] = status
             write_json_atomic(card_file, card)
-    best = progress.get("best") or {}
+    return run_summary(out, progress, status)
+
+
+def run_summary(out: Path, progress: RunState, status: str) -> Dict[str, Any]:
+    """The ``done`` event and the result of ``train``."""
+    best = progress.best or {}
     return {"model": str(out), "status": status, "best_epoch": best.get("epoch"), "val_dice": best.get("val_dice"),
-            "val_dice_mean": best.get("val_dice_mean"), "epochs_done": len(progress["history"]),
-            "wall_s": round(progress["wall_s"], 1)}
+            "val_dice_mean": best.get("val_dice_mean"), "epochs_done": len(progress.history),
+            "wall_s": round(progress.wall_s, 1)}

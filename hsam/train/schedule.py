@@ -18,6 +18,10 @@ base·(1 - (step - warmup)/total)^0.9 (the denominator keeps the warm-up, so the
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+from .errors import TrainingError
 
 STAGE_WEIGHTS = ("paper", "release")
 STAGE_WEIGHTS_OVER = ("run", "epochs")
@@ -51,3 +55,32 @@ def learning_rate(step: int, base_lr: float, warmup: int, total_steps: int) -> f
     if step < warmup:
         return base_lr * (step + 1) / warmup
     return base_lr * max(0.0, 1.0 - (step - warmup) / total_steps) ** 0.9
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """How a run's optimiser steps are laid out; the card's ``training.steps``."""
+
+    per_epoch: int
+    total: int
+    warmup: int
+    global_batch: int  # slices per optimiser step, over all processes and accumulated micro-batches
+    processes: int
+
+    def to_card(self) -> Dict[str, int]:
+        return {"per_epoch": self.per_epoch, "total": self.total, "warmup": self.warmup,
+                "global_batch": self.global_batch, "processes": self.processes}
+
+
+def plan_steps(*, training_slices: int, batch_size: int, accumulate: int, processes: int, epochs: int,
+               warmup_steps: Optional[int]) -> StepPlan:
+    """Whole batches only: each epoch leaves out the ``training_slices % global_batch`` slices its order puts last."""
+    global_batch = batch_size * accumulate * processes
+    if training_slices < global_batch:
+        raise TrainingError(f"{training_slices} training slices are fewer than one batch ({batch_size} x "
+                            f"{accumulate} accumulated x {processes} processes); lower --batch-size or raise "
+                            "--slice-fraction")
+    per_epoch = training_slices // global_batch
+    total = per_epoch * epochs
+    warmup = warmup_steps if warmup_steps is not None else default_warmup(total)
+    return StepPlan(per_epoch, total, warmup, global_batch, processes)

@@ -21,6 +21,7 @@ from hsam.io.normalize import percentile_range, percentile_scale
 from hsam.io.volume import read_image
 from hsam.models import load_model
 from hsam.models.card import CT_WINDOW, MR_PERCENTILES, read_card
+from hsam.train.model_setup import resolve_base
 
 LEFT_ATRIUM = {"name": "left atrium", "color": [206, 110, 84], "terminology": {
     "category": {"CodingSchemeDesignator": "SCT", "CodeValue": "123037004", "CodeMeaning": "Anatomical Structure"},
@@ -184,6 +185,9 @@ def test_a_fine_tuned_model_keeps_the_base_modality_unless_told(la_model, la_cas
     ct_base = tiny_one_class_model_dir(tmp_path / "ct-base", LEFT_ATRIUM, CT_WINDOW)
     adapted = train(tmp_path / "adapted", la_cases, la_label_map, "--base", ct_base, "--modality", "mr")
     assert adapted["normalization"] == MR_PERCENTILES and adapted["labels"] == read_card(ct_base)["labels"]
+    # What the runs above did not show: without --modality a CT base stays CT, and a new model is CT.
+    assert resolve_base(str(ct_base)).normalization() == CT_WINDOW
+    assert resolve_base("litemedsam_tiny").normalization() == CT_WINDOW
 
 
 def test_an_unknown_modality_is_a_usage_error_before_any_work(tmp_path):

@@ -4,16 +4,21 @@ export of cases and their manifest, folders of saved cases, progress events into
 estimate."""
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import vtk
 
 from slicer_segment_fixtures import load_volume, new_scene, slicer, terminology_string
-from slicer_train_fixtures import BTCV_SEGMENTS, btcv_case, btcv_files
+from slicer_train_fixtures import BTCV_SEGMENTS, TRAIN_MODULE_DIR, btcv_case, btcv_files
 
 from hsam.models import BTCV_8_ORGANS
+from hsam.train import TrainSettings
 from hsam.train.dataset import pick_slices
 from hsam.train.loading import CaseVolume
 from HSAMSharedLib import EngineLogic
@@ -21,7 +26,8 @@ from HSAMSharedLib.training_cases import addTrainingCase
 from HSAMTrainLib import (BACKGROUND, TRAIN, VALIDATION, CaseList, TrainingPlot, TrainingProgress,
                           TrainingSettings, loadCaseFiles, segmentRows)
 from HSAMTrainLib.case_export import exportCases
-from HSAMTrainLib.estimate import estimateRun, pickedSlices, readMachineFactors, recordRunTime
+from HSAMTrainLib.estimate import (CACHED_VIEWS, EMPTY_SLICE_FRACTION, estimateRun, pickedSlices,
+                                   readMachineFactors, recordRunTime)
 from HSAMTrainLib.input_check import inputProblems
 from HSAMTrainLib.label_mapping import suggestMapping
 
@@ -221,11 +227,15 @@ def test_progress_events_become_the_plot(scene_with_cases):
 
 
 def test_estimate_counts_the_slices_the_engine_picks_and_learns_this_machine(cases, tmp_path):
+    engine_defaults = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
+    assert EMPTY_SLICE_FRACTION == engine_defaults["empty_slice_fraction"]
+    assert CACHED_VIEWS == engine_defaults["cached_views"]
     case = cases[0]
     labels = np.zeros((case.summary.slices, 4, 4), dtype=np.uint8)
     labels[:case.summary.labelledSlices] = 1  # as many labelled slices as the real case
     for fraction in (0.05, 0.3, 1.0):
-        engine = pick_slices([CaseVolume("c", labels.astype(np.float32), labels)], fraction, 0.1, seed=1)
+        engine = pick_slices([CaseVolume("c", labels.astype(np.float32), labels)], fraction, EMPTY_SLICE_FRACTION,
+                             seed=1)
         assert pickedSlices(case.summary.slices, case.summary.labelledSlices, fraction) == len(engine)
     settings = TrainingSettings(epochs=10, sliceFraction=0.3, batchSize=4)
     estimate = estimateRun(cases, settings)
@@ -242,9 +252,15 @@ def test_estimate_counts_the_slices_the_engine_picks_and_learns_this_machine(cas
     assert estimateRun(cases, settings, machineFactor=2.0).seconds == pytest.approx(2 * estimate.seconds)
 
 
-def test_settings_become_engine_options():
-    options = TrainingSettings(epochs=3, sliceFraction=0.1, freezeEncoder=True, device="cpu").engineOptions()
-    assert options[:4] == ["--epochs", "3", "--slice-fraction", "0.1"] and "--freeze-encoder" in options
-    assert options[options.index("--device") + 1] == "cpu"
-    assert "--freeze-encoder" not in TrainingSettings(freezeEncoder=False).engineOptions()
-    assert TrainingSettings.fromDict(dict(TrainingSettings(epochs=7).toDict(), unknown=1)).epochs == 7
+def test_the_estimate_runs_the_engines_rule_without_importing_the_engine():
+    """Slicer's process must not import torch (nor the hsam package, which would): the estimate loads the one
+    engine file it needs on its own."""
+    script = ("import sys\n"
+              "from HSAMTrainLib.estimate import pickedSlices\n"
+              "assert pickedSlices(100, 60, 0.3) == 30 and pickedSlices(100, 20, 0.5) == 25\n"
+              "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('hsam', 'torch'))\n"
+              "assert not loaded, loaded\n")
+    paths = os.pathsep.join([str(TRAIN_MODULE_DIR), str(TRAIN_MODULE_DIR.parent / "HSAMSegment")])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                            env=dict(os.environ, PYTHONPATH=paths))
+    assert result.returncode == 0, result.stderr

@@ -2,7 +2,8 @@
 folder, and the command lines for the engine commands the module uses.
 
 The engine is never imported into Slicer's own process (it imports torch); it always runs as
-``python -m hsam ...`` with ``--progress jsonl``.
+``python -m hsam ...`` with ``--progress jsonl``. The one exception is a rule the module must apply exactly as the
+engine does, kept in an engine file that imports nothing: ``loadEngineFile`` runs that file alone.
 """
 import importlib.util
 import itertools
@@ -10,7 +11,9 @@ import os
 import shutil
 import sys
 import time
+from functools import lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import Dict, List, Optional, Sequence
 
 MODULE_DIR = Path(__file__).resolve().parent.parent
@@ -30,6 +33,32 @@ def enginePythonPath(moduleDir: Path = MODULE_DIR) -> Optional[Path]:
 def engineAvailable(moduleDir: Path = MODULE_DIR) -> bool:
     # find_spec on a top-level name locates the package without importing it (and so without importing torch)
     return enginePythonPath(moduleDir) is not None or importlib.util.find_spec("hsam") is not None
+
+
+def enginePackageFolder(moduleDir: Path = MODULE_DIR) -> Optional[Path]:
+    """The ``hsam`` package's folder (next to the module, or where it is installed), found without importing it."""
+    folder = enginePythonPath(moduleDir)
+    if folder is not None:
+        return folder / "hsam"
+    spec = importlib.util.find_spec("hsam")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    return Path(locations[0]) if locations else None
+
+
+@lru_cache(maxsize=None)
+def loadEngineFile(relativePath: str, moduleDir: Path = MODULE_DIR) -> ModuleType:
+    """One file of the engine, e.g. ``train/slice_counts.py``, run on its own: the ``hsam`` package is not imported
+    (that would import torch, and the engine's packages may not be installed yet). Only for files that import
+    nothing of the engine; each says so in its docstring."""
+    package = enginePackageFolder(moduleDir)
+    if package is None or not (package / relativePath).is_file():
+        raise RuntimeError("The hsam engine was not found next to the module: reinstall the HSAM extension.")
+    name = "_hsam_engine_file_" + relativePath.replace("/", "_").replace(".", "_")
+    spec = importlib.util.spec_from_file_location(name, package / relativePath)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and typing look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def pythonExecutable() -> str:

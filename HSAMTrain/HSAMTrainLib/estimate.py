@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
+from HSAMSharedLib.engine import loadEngineFile
+
 from .cases import TRAIN, VALIDATION, TrainingCase
 from .training_settings import TrainingSettings
 
@@ -19,8 +21,9 @@ DECODE_S = 0.2  # decoders forward (validation on cached embeddings)
 TRAIN_FROZEN_S = 0.6  # decoders forward + backward (--freeze-encoder)
 TRAIN_LORA_S = 5.0  # encoder with LoRA and decoders, forward + backward
 INFER_S = ENCODE_S + DECODE_S
-CACHED_VIEWS = 3  # the engine's default: each training slice plus two augmented copies
-EMPTY_SLICE_SHARE = 0.1  # the engine's default share of background-only slices
+# The engine's defaults, which the module does not change (TrainSettings.cached_views, .empty_slice_fraction).
+CACHED_VIEWS = 3  # each training slice plus two augmented copies
+EMPTY_SLICE_FRACTION = 0.1  # at most this share of a case's picked slices is background only
 
 DEVICE_SPEEDUP = {"cpu": 1.0, "mps": 5.0, "cuda": 40.0}
 BACKBONE_COST = {"litemedsam": 1.0, "sam_vit_b": 15.0, "sam_vit_l": 40.0, "sam_vit_h": 70.0}
@@ -40,10 +43,10 @@ class Estimate:
 
 
 def pickedSlices(slices: int, labelledSlices: int, fraction: float) -> int:
-    """How many slices the engine picks from a training case (hsam/train/dataset.py ``pick_slices``)."""
-    wanted = max(1, int(round(fraction * slices)))
-    background = min(slices - labelledSlices, int(EMPTY_SLICE_SHARE * wanted))
-    return min(labelledSlices, wanted - background) + background
+    """How many slices the engine picks from a training case, by the engine's own rule."""
+    rule = loadEngineFile("train/slice_counts.py").picked_slice_counts
+    foreground, background = rule(slices, labelledSlices, fraction, EMPTY_SLICE_FRACTION)
+    return foreground + background
 
 
 def estimateRun(cases: Iterable[TrainingCase], settings: TrainingSettings, backbone: str = "litemedsam",

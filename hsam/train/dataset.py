@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from ..io.slices import slices_to_batch
 from .augment import AugmentSettings, augment_slice
 from .loading import CaseVolume
+from .slice_counts import picked_slice_counts
 
 # Tags that keep the generators of different purposes apart.
 _PICK, _EPOCH, _SAMPLE, _VIEW, _STEP_TORCH = 1, 2, 3, 4, 5
@@ -57,9 +58,7 @@ def pick_slices(volumes: Sequence[CaseVolume], fraction: float, empty_fraction: 
         depth = volume.label.shape[0]
         has_fg = volume.label.reshape(depth, -1).any(axis=1)
         fg, bg = np.flatnonzero(has_fg), np.flatnonzero(~has_fg)
-        n = max(1, int(round(fraction * depth)))
-        n_bg = min(len(bg), int(empty_fraction * n))
-        n_fg = min(len(fg), n - n_bg)
+        n_fg, n_bg = picked_slice_counts(depth, len(fg), fraction, empty_fraction)
         picked = [int(rng.choice(stretch)) for stretch in np.array_split(fg, n_fg)] if n_fg else []
         picked += rng.choice(bg, size=n_bg, replace=False).tolist() if n_bg else []
         for z in sorted(picked):

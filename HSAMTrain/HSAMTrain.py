@@ -4,6 +4,7 @@ The widget only wires the GUI to the logic; everything that does work lives in H
 in scripts and in tests without the Slicer application), which builds on HSAMSharedLib, the layer both modules share (it ships with HSAM Segment)."""
 import os
 import time
+from typing import Annotated
 
 import qt
 import slicer
@@ -11,7 +12,7 @@ import vtk
 from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
 from slicer.i18n import tr as _
 from slicer.i18n import translate
-from slicer.parameterNodeWrapper import parameterNodeWrapper
+from slicer.parameterNodeWrapper import Decimals, SingleStep, WithinRange, parameterNodeWrapper
 from slicer.ScriptedLoadableModule import (
     ScriptedLoadableModule,
     ScriptedLoadableModuleLogic,
@@ -34,8 +35,8 @@ from HSAMSharedLib.self_test_support import (
 from HSAMSharedLib.training_cases import takePendingTrainingCases
 from HSAMTrainLib import (
     BACKGROUND,
+    PANEL_SETTINGS,
     ROLES,
-    TOOLTIPS,
     TRAIN,
     VALIDATION,
     CaseList,
@@ -44,6 +45,7 @@ from HSAMTrainLib import (
     TrainLogic,
     loadCaseFiles,
     segmentRows,
+    withSettings,
 )
 from HSAMTrainLib.base_models import baseModels
 from HSAMTrainLib.comparison import comparisonLines
@@ -55,6 +57,8 @@ DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#3d-slicer-hsam-tr
 DEVICE_SETTING = "HSAMTrain/device"
 NEW_CLASS = "\x00new class"  # item data of "new class" in the mapping table (never a class name)
 UNMAPPED = ""
+# The settings a scene keeps (its parameter node); the device is each user's, a choice is read from its combo box.
+SCENE_SETTINGS = [s for s in PANEL_SETTINGS if s.shown and not s.choices and s.name != "device"]
 
 
 class HSAMTrain(ScriptedLoadableModule):
@@ -74,21 +78,25 @@ class HSAMTrain(ScriptedLoadableModule):
             "\"Unleashing the Potential of SAM for Medical Adaptation via Hierarchical Decoding\", CVPR 2024.")
 
 
+def parameterType(setting):
+    """A setting's type in the parameter node, with the range, step and decimals of the engine's option table, which
+    the parameter node puts on the spin box it binds."""
+    extras = [WithinRange(*setting.range)] if setting.range else []
+    extras += [SingleStep(setting.step)] if setting.step else []
+    extras += [Decimals(setting.decimals)] if setting.decimals is not None else []
+    return Annotated[(setting.type, *extras)] if extras else setting.type
+
+
 @parameterNodeWrapper
+@withSettings(SCENE_SETTINGS, parameterType)
 class HSAMTrainParameterNode:
-    """Per-scene choices (saved with the scene). The device is a per-user setting; the cases are listed in the
-    panel (they are nodes of the scene)."""
+    """Per-scene choices (saved with the scene), and one member per entry of SCENE_SETTINGS. The device is a
+    per-user setting; the cases are listed in the panel (they are nodes of the scene)."""
 
     volume: vtkMRMLScalarVolumeNode
     segmentation: vtkMRMLSegmentationNode
     baseModel: str = ""
     outputName: str = ""
-    epochs: int = TrainingSettings.epochs
-    sliceFraction: float = TrainingSettings.sliceFraction
-    learningRate: float = TrainingSettings.learningRate
-    loraRank: int = TrainingSettings.loraRank
-    batchSize: int = TrainingSettings.batchSize
-    freezeEncoder: bool = TrainingSettings.freezeEncoder
 
 
 class HSAMTrainWidget(EngineModuleWidget):
@@ -109,8 +117,7 @@ class HSAMTrainWidget(EngineModuleWidget):
         self.setupUi("UI/HSAMTrain.ui", HSAMTrainLogic())
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAboutToBeRemovedEvent, self.onNodeRemoved)
 
-        for name, widget in self.settingWidgets().items():  # one source for the explanations: TOOLTIPS
-            widget.toolTip = TOOLTIPS[name]
+        self.describeSettings()
         self.ui.deviceSelector.addItems(deviceChoices())
         self.ui.deviceSelector.currentText = slicer.util.settingsValue(DEVICE_SETTING, "auto")
         self.ui.deviceSelector.currentTextChanged.connect(self.onDeviceChanged)
@@ -143,7 +150,18 @@ class HSAMTrainWidget(EngineModuleWidget):
         return {"epochs": self.ui.epochsSpinBox, "sliceFraction": self.ui.sliceFractionSpinBox,
                 "learningRate": self.ui.learningRateSpinBox, "loraRank": self.ui.loraRankSpinBox,
                 "batchSize": self.ui.batchSizeSpinBox, "device": self.ui.deviceSelector,
-                "freezeEncoder": self.ui.freezeEncoderCheckBox}
+                "freezeEncoder": self.ui.freezeEncoderCheckBox, "modality": self.ui.modalitySelector}
+
+    def describeSettings(self) -> None:
+        """Labels, tooltips and choices from the engine's option table (the parameter node sets the ranges)."""
+        widgets = self.settingWidgets()
+        for setting in PANEL_SETTINGS:
+            if setting.shown:
+                label = getattr(self.ui, setting.name + "Label")
+                label.text = setting.label + ":"
+                label.toolTip = widgets[setting.name].toolTip = setting.tooltip
+                for _value, text in setting.choices:
+                    widgets[setting.name].addItem(text)
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -186,10 +204,11 @@ class HSAMTrainWidget(EngineModuleWidget):
         self.setParameterNode(self.logic.getParameterNode())
 
     def currentSettings(self) -> TrainingSettings:
-        pn = self._parameterNode
-        return TrainingSettings(epochs=pn.epochs, sliceFraction=pn.sliceFraction, learningRate=pn.learningRate,
-                                loraRank=pn.loraRank, batchSize=pn.batchSize, freezeEncoder=pn.freezeEncoder,
-                                device=self.ui.deviceSelector.currentText)
+        widgets = self.settingWidgets()
+        values = {setting.name: getattr(self._parameterNode, setting.name) for setting in SCENE_SETTINGS}
+        values.update({setting.name: setting.choices[widgets[setting.name].currentIndex][0]
+                       for setting in PANEL_SETTINGS if setting.choices})
+        return TrainingSettings(**values, device=self.ui.deviceSelector.currentText)
 
     def currentBase(self):
         baseId = self.ui.baseModelSelector.itemData(self.ui.baseModelSelector.currentIndex)
@@ -444,7 +463,8 @@ class HSAMTrainWidget(EngineModuleWidget):
                 self.logic.discardRun(name)
             self.startRunDisplay(name)
             self.logic.startTraining(list(self.cases), self.mapping, self.currentBase(), name,
-                                     self.currentSettings(), self.onJobEvent, models=self._models)
+                                     settings=self.currentSettings(), progressCallback=self.onJobEvent,
+                                     models=self._models)
             self._jobTimer.start()
         self.updateGui()
 
@@ -454,7 +474,7 @@ class HSAMTrainWidget(EngineModuleWidget):
             if not self.ensureRequirements():
                 return
             self.startRunDisplay(name)
-            job = self.logic.resumeTraining(name, self.onJobEvent)
+            job = self.logic.resumeTraining(name, progressCallback=self.onJobEvent)
             self._plot.update(job.progress)  # the curve of the epochs before the stop
             self._jobTimer.start()
         self.updateGui()
@@ -519,7 +539,7 @@ class HSAMTrainLogic(ScriptedLoadableModuleLogic, TrainLogic):
         cases.add(volume1, segmentation1)
         cases.add(volume2, segmentation2)  # the second case validates
         base = next(b for b in logic.baseModels() if b.id == "hsam-abdomen-ct")
-        result = logic.train(cases, logic.suggestMapping(cases, base), base, "my-model", TrainingSettings())
+        result = logic.train(cases, logic.suggestMapping(cases, base), base, "my-model", settings=TrainingSettings())
 
     The work is done by HSAMTrainLib.TrainLogic; this class adds the module's parameter node."""
 
@@ -605,7 +625,7 @@ class HSAMTrainTest(ScriptedLoadableModuleTest):
 
         self.delayDisplay("Fine-tuning with the logic")
         settings = TrainingSettings(epochs=2, sliceFraction=0.25, batchSize=2, validationSlices=4, device="cpu")
-        result = logic.train(cases, mapping, base, "hsam-test-finetuned", settings)
+        result = logic.train(cases, mapping, base, "hsam-test-finetuned", settings=settings)
         self.assertTrue(os.path.isfile(os.path.join(str(result.path), "model.json")))
         self.assertIn("liver", result.comparison["organs"])
         segmentLogic = HSAMSegment.HSAMSegmentLogic()

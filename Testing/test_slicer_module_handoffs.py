@@ -151,8 +151,8 @@ def test_training_writes_its_cases_in_the_background_and_a_closed_scene_leaves_i
     events = []
     with LogicThatMustNotList(logic):
         started = time.monotonic()
-        job = logic.startTraining(cases, mapping, base, "tiny-scene-closed", TrainingSettings(**TINY),
-                                  events.append, models=models)
+        job = logic.startTraining(cases, mapping, base, "tiny-scene-closed", settings=TrainingSettings(**TINY),
+                                  progressCallback=events.append, models=models)
         assert time.monotonic() - started < 5.0
     assert isinstance(job._worker, ThreadWorker)  # the case files are written off the GUI thread
     while job.poll() and not any(e["event"] == "step" for e in events):

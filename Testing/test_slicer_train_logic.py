@@ -23,7 +23,8 @@ def test_fine_tune_register_and_segment_with_the_new_model(logic, home, scene_ca
     events, announced = [], []
     MODELS_CHANGED.connect(announced.append)  # how both modules learn that there is a new model to list
     try:
-        result = logic.train(cases, mapping, "tiny-base", "tiny-site", TrainingSettings(**TINY), events.append)
+        result = logic.train(cases, mapping, "tiny-base", "tiny-site", settings=TrainingSettings(**TINY),
+                             progressCallback=events.append)
     finally:
         MODELS_CHANGED.disconnect(announced.append)
     assert announced == ["model registered"]
@@ -70,5 +71,5 @@ def test_unmapped_segment_is_reported_before_start(logic, scene_cases):
     base = next(b for b in logic.baseModels() if b.id == "tiny-base")
     mapping = logic.suggestMapping(cases, base)
     with pytest.raises(ValueError, match=r"Case case0005: segment\(s\) 'tumor' are not mapped"):
-        logic.startTraining(cases, mapping, base, "never-started", TrainingSettings(**TINY))
+        logic.startTraining(cases, mapping, base, "never-started", settings=TrainingSettings(**TINY))
     assert not (logic.runsFolder / "never-started").exists() and logic.job is None

@@ -43,8 +43,8 @@ def test_cancel_then_resume_with_a_new_class(logic, scene_cases):
     mapping.addNewClass(next(r for r in segmentRows(cases) if r.name == "lesion"))
 
     events = []
-    job = logic.startTraining(cases, mapping, base, "tiny-lesion", TrainingSettings(**dict(TINY, epochs=4)),
-                              events.append)
+    job = logic.startTraining(cases, mapping, base, "tiny-lesion", settings=TrainingSettings(**dict(TINY, epochs=4)),
+                              progressCallback=events.append)
     while job.poll() and not any(e["event"] == "step" for e in events):
         pass
     job.cancel()

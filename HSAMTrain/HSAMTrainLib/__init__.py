@@ -10,8 +10,8 @@ from .progress import TrainingProgress
 from .train_logic import TrainingResult, TrainLogic
 from .training_job import TrainingJob
 from .training_plot import TrainingPlot
-from .training_settings import TOOLTIPS, TrainingSettings
+from .training_settings import PANEL_SETTINGS, TrainingSettings, withSettings
 
 __all__ = ["BaseModel", "loadCaseFiles", "ROLES", "TRAIN", "VALIDATION", "CaseList", "TrainingCase", "Estimate",
            "formatDuration", "BACKGROUND", "LabelMapping", "segmentRows", "TrainingProgress", "TrainingResult",
-           "TrainLogic", "TrainingJob", "TrainingPlot", "TOOLTIPS", "TrainingSettings"]
+           "TrainLogic", "TrainingJob", "TrainingPlot", "PANEL_SETTINGS", "TrainingSettings", "withSettings"]

@@ -71,7 +71,8 @@ class TrainLogic(EngineLogic):
         return inputProblems(cases, mapping, outputName, [m.id for m in models])
 
     def startTraining(self, cases: Union[CaseList, Sequence[TrainingCase]], labelMapping: LabelMapping,
-                      baseModel: Union[str, BaseModel], outputName: str, settings: Optional[TrainingSettings] = None,
+                      baseModel: Union[str, BaseModel], outputName: str, *,
+                      settings: Optional[TrainingSettings] = None,
                       progressCallback: Optional[Callable[[dict], None]] = None,
                       models: Optional[Sequence[ModelInfo]] = None) -> TrainingJob:
         """Check everything and start training (non-blocking): returns the job, which the caller drives with
@@ -90,14 +91,16 @@ class TrainLogic(EngineLogic):
         if (self.runsFolder / outputName).exists():
             raise ValueError(f"A stopped run named {outputName!r} exists: resume it, discard it (discardRun), or "
                              "choose another output model name.")
-        run = TrainingRun(self.runsFolder / outputName, outputName, base.engineBase, base.isModel, base.backbone,
-                          base.engineOptions(), settings, labelMapping, [TrainingRun.caseRecord(c) for c in cases],
-                          self.deviceKind(settings), self.estimate(cases, settings, base, calibrated=False).seconds)
+        run = TrainingRun(self.runsFolder / outputName, outputName, baseModel=base.engineBase,
+                          baseIsModel=base.isModel, backbone=base.backbone, baseOptions=base.engineOptions(),
+                          settings=settings, mapping=labelMapping, cases=[TrainingRun.caseRecord(c) for c in cases],
+                          deviceKind=self.deviceKind(settings),
+                          estimatedSeconds=self.estimate(cases, settings, base, calibrated=False).seconds)
         self.job = TrainingJob(self.engine, run, cases, progressCallback)
         self.job.start()
         return self.job
 
-    def resumeTraining(self, outputName: str,
+    def resumeTraining(self, outputName: str, *,
                        progressCallback: Optional[Callable[[dict], None]] = None) -> TrainingJob:
         """Continue a stopped (or failed) run from its last checkpoint, with its own cases and settings."""
         if self.isRunning:
@@ -115,12 +118,13 @@ class TrainLogic(EngineLogic):
     def discardRun(self, outputName: str) -> None:
         shutil.rmtree(self.runsFolder / outputName, ignore_errors=True)
 
-    def train(self, cases, labelMapping: LabelMapping, baseModel: Union[str, BaseModel], outputName: str,
+    def train(self, cases, labelMapping: LabelMapping, baseModel: Union[str, BaseModel], outputName: str, *,
               settings: Optional[TrainingSettings] = None,
               progressCallback: Optional[Callable[[dict], None]] = None) -> TrainingResult:
         """Fine-tune and register the model; waits for the end (blocking, no Qt needed). Raises ValueError for
         problems found before the start and RuntimeError with the engine's message when the run fails."""
-        job = self.startTraining(cases, labelMapping, baseModel, outputName, settings, progressCallback)
+        job = self.startTraining(cases, labelMapping, baseModel, outputName, settings=settings,
+                                 progressCallback=progressCallback)
         return self.waitForResult(job)
 
     @staticmethod

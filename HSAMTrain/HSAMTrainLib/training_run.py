@@ -103,10 +103,11 @@ class TrainingRun:
             data = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ValueError(f"{folder} is not a training run that can be resumed ({exc}).") from None
-        return cls(folder, data["output_name"], data["base_model"], data["base_is_model"], data["backbone"],
-                   list(data.get("base_options", [])), TrainingSettings.fromDict(data["settings"]),
-                   LabelMapping.fromDict(data["mapping"]), data.get("cases", []), data.get("device_kind", "cpu"),
-                   data.get("estimated_s", 0.0), data.get("registered_path", ""))
+        return cls(folder, data["output_name"], baseModel=data["base_model"], baseIsModel=data["base_is_model"],
+                   backbone=data["backbone"], baseOptions=list(data.get("base_options", [])),
+                   settings=TrainingSettings.fromDict(data["settings"]), mapping=LabelMapping.fromDict(data["mapping"]),
+                   cases=data.get("cases", []), deviceKind=data.get("device_kind", "cpu"),
+                   estimatedSeconds=data.get("estimated_s", 0.0), registeredPath=data.get("registered_path", ""))
 
 
 def listRuns(runsFolder: Path) -> List[TrainingRun]:

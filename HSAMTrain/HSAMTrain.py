@@ -37,6 +37,7 @@ from HSAMTrainLib import (
     BACKGROUND,
     PANEL_SETTINGS,
     ROLES,
+    SCENE_SETTINGS,
     TRAIN,
     VALIDATION,
     CaseList,
@@ -57,8 +58,6 @@ DOCUMENTATION_URL = "https://github.com/hsam-slicer/SlicerHSAM#3d-slicer-hsam-tr
 DEVICE_SETTING = "HSAMTrain/device"
 NEW_CLASS = "\x00new class"  # item data of "new class" in the mapping table (never a class name)
 UNMAPPED = ""
-# The settings a scene keeps (its parameter node); the device is each user's, a choice is read from its combo box.
-SCENE_SETTINGS = [s for s in PANEL_SETTINGS if s.shown and not s.choices and s.name != "device"]
 
 
 class HSAMTrain(ScriptedLoadableModule):

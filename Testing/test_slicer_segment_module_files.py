@@ -59,7 +59,14 @@ def parameter_fields(module: str):
     wrapped = [node for node in tree.body if isinstance(node, ast.ClassDef)
                and any(getattr(d, "id", None) == "parameterNodeWrapper" for d in node.decorator_list)]
     assert len(wrapped) == 1, "expected one @parameterNodeWrapper class"
-    return {item.target.id for item in wrapped[0].body if isinstance(item, ast.AnnAssign)}
+    declared = {item.target.id for item in wrapped[0].body if isinstance(item, ast.AnnAssign)}
+    if any(getattr(d.func, "id", None) == "withSettings" for d in wrapped[0].decorator_list if isinstance(d, ast.Call)):
+        if str(REPO / module) not in sys.path:
+            sys.path.insert(0, str(REPO / module))
+        from HSAMTrainLib import SCENE_SETTINGS  # members from the engine's option table
+
+        declared |= {setting.name for setting in SCENE_SETTINGS}
+    return declared
 
 
 @pytest.mark.parametrize("module", MODULES)

@@ -14,7 +14,7 @@ from slicer_train_fixtures import TRAIN_MODULE_DIR
 from hsam.cli import build_parser
 from hsam.commands.train import settings_from_args
 from hsam.train import options
-from HSAMTrainLib import PANEL_SETTINGS, TrainingSettings
+from HSAMTrainLib import PANEL_SETTINGS, SCENE_SETTINGS, TrainingSettings
 
 TRAIN_UI = TRAIN_MODULE_DIR / "Resources" / "UI" / "HSAMTrain.ui"
 NOT_SETTINGS = {"volume", "segmentation", "baseModel", "outputName"}  # parameter node members of the scene's own
@@ -63,9 +63,8 @@ def test_the_panel_shows_every_setting_with_the_tables_label():
         assert editors[setting.name] in widgets
     bound = {p.find("string").text for w in widgets.values() for p in w.findall("property")
              if p.get("name") == "SlicerParameterName"}
-    scene_settings = {s.name for s in shown if not s.choices and s.name != "device"}  # HSAMTrain.SCENE_SETTINGS
-    assert bound - NOT_SETTINGS == scene_settings
-    assert "SCENE_SETTINGS = [s for s in PANEL_SETTINGS if s.shown and not s.choices and s.name != \"device\"]" in code
+    assert bound - NOT_SETTINGS == {s.name for s in SCENE_SETTINGS}  # the parameter node's settings
+    assert "@withSettings(SCENE_SETTINGS, parameterType)" in code
 
 
 def test_the_module_reads_the_table_without_the_engine_or_torch():

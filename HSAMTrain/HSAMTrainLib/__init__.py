@@ -10,8 +10,9 @@ from .progress import TrainingProgress
 from .train_logic import TrainingResult, TrainLogic
 from .training_job import TrainingJob
 from .training_plot import TrainingPlot
-from .training_settings import PANEL_SETTINGS, TrainingSettings, withSettings
+from .training_settings import PANEL_SETTINGS, SCENE_SETTINGS, TrainingSettings, withSettings
 
 __all__ = ["BaseModel", "loadCaseFiles", "ROLES", "TRAIN", "VALIDATION", "CaseList", "TrainingCase", "Estimate",
            "formatDuration", "BACKGROUND", "LabelMapping", "segmentRows", "TrainingProgress", "TrainingResult",
-           "TrainLogic", "TrainingJob", "TrainingPlot", "PANEL_SETTINGS", "TrainingSettings", "withSettings"]
+           "TrainLogic", "TrainingJob", "TrainingPlot", "PANEL_SETTINGS", "SCENE_SETTINGS", "TrainingSettings",
+           "withSettings"]

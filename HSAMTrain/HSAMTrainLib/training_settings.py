@@ -8,6 +8,8 @@ from HSAMSharedLib.engine import loadEngineFile
 
 # Each: name, option, flag, type, default, engine_default, label, tooltip, range, step, decimals, choices, shown.
 PANEL_SETTINGS = tuple(loadEngineFile("train/options.py").panel_settings())
+# The ones a scene keeps (the module's parameter node); the device is each user's, a choice is read from its combo box.
+SCENE_SETTINGS = tuple(s for s in PANEL_SETTINGS if s.shown and not s.choices and s.name != "device")
 
 
 def withSettings(settings: Sequence[Any], typeOf: Callable[[Any], Any] = lambda setting: setting.type):

@@ -1,17 +1,18 @@
 """Validation Dice of the base model and of the fine-tuned model on the same validation cases, measured the same
-way (``hsam evaluate`` on the whole volumes), and written into the fine-tuned model's card.
+way (``hsam evaluate`` on the whole volumes), and written into the fine-tuned model's card by the engine
+(``hsam models record-evaluation``).
 
 The engine's own validation Dice (in the card's metrics) is computed on evenly spaced slices at the model's input
 resolution to pick the best epoch; this comparison segments every slice on the volume's own grid, as the
 Segment module does, so both models are judged on what the user gets."""
 import csv
-import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from HSAMSharedLib.training_cases import writeJsonAtomic
 
 METRICS_FILE = "metrics.csv"
+COMPARISON_FILE = "comparison.json"  # in the run folder
 
 
 def organDice(evaluationDir: Path) -> Dict[str, float]:
@@ -50,11 +51,10 @@ def comparisonLines(comparison: Dict[str, Any]) -> List[str]:
     return lines
 
 
-def addToModelCard(modelDir: Path, comparison: Dict[str, Any], details: Dict[str, Any]) -> None:
-    """The comparison and the module's record of the run (cases with roles and slices, label mapping) in the card.
-    The card's checksums cover the weights only, so the model stays verifiable."""
-    path = Path(modelDir) / "model.json"
-    card = json.loads(path.read_text(encoding="utf-8"))
-    card["comparison"] = comparison
-    card.setdefault("training", {}).update(details)
-    writeJsonAtomic(path, card)
+def writeComparisonRecord(runFolder: Path, comparison: Dict[str, Any], details: Dict[str, Any]) -> Path:
+    """The comparison and the module's record of the run (cases with roles and slices, label mapping), in the run
+    folder for ``hsam models record-evaluation``, which puts them in the model card (checked against the card's
+    schema)."""
+    path = Path(runFolder) / COMPARISON_FILE
+    writeJsonAtomic(path, {"comparison": comparison, "training": details})
+    return path

@@ -2,7 +2,8 @@
 
     write the cases (a new run only; in a thread) -> [grow the base model by new classes] -> hsam train (--resume when a
     checkpoint exists) -> hsam evaluate the base model and the fine-tuned model on the validation cases ->
-    comparison into the model card -> hsam models import (registers the model) -> IDLE
+    the comparison -> hsam models record-evaluation (puts it into the model card) -> hsam models import (registers
+    the model) -> IDLE
 
 Cancel stops ``hsam train`` with SIGTERM: the engine saves a checkpoint, and the run folder stays for Resume."""
 import json
@@ -17,7 +18,7 @@ from HSAMSharedLib.thread_worker import InBackground
 
 from .case_export import caseFiles, writeCaseFiles
 from .cases import VALIDATION, TrainingCase
-from .comparison import addToModelCard, compareModels, comparisonLines, organDice
+from .comparison import COMPARISON_FILE, compareModels, comparisonLines, organDice, writeComparisonRecord
 from .estimate import readMachineFactors, recordRunTime
 from .progress import TrainingProgress
 from .training_run import FINISHED_STATUSES, TrainingRun
@@ -83,6 +84,8 @@ class TrainingJob(EngineJob):
         steps.append(self.engine.evaluateCommand(run.modelDir, images, labels, run.evaluationDir("fine-tuned"),
                                                  device))
         steps.append(self._writeComparison)
+        steps.append(self.engine.modelsCommand("record-evaluation", str(run.modelDir),
+                                               str(run.folder / COMPARISON_FILE)))
         steps.append(self.engine.modelsCommand("import", str(run.modelDir), "--id", run.outputName))
         return steps
 
@@ -95,9 +98,9 @@ class TrainingJob(EngineJob):
         base = organDice(run.evaluationDir("base")) if run.baseIsModel else None
         self.comparison = compareModels(run.baseModel if run.baseIsModel else f"new model ({run.backbone})", base,
                                         organDice(run.evaluationDir("fine-tuned")), run.validationCases)
-        addToModelCard(run.modelDir, self.comparison,
-                       {"case_details": run.cases, "label_mapping": dict(run.mapping.targets),
-                        "new_classes": [c["name"] for c in run.mapping.newClasses]})
+        writeComparisonRecord(run.folder, self.comparison,
+                              {"case_details": run.cases, "label_mapping": dict(run.mapping.targets),
+                               "new_classes": [c["name"] for c in run.mapping.newClasses]})
         for line in comparisonLines(self.comparison):
             self._report({"event": "log", "message": line})
 

@@ -1,4 +1,5 @@
-"""``hsam models``: list, inspect, download, import, verify and remove models; show where they live."""
+"""``hsam models``: list, inspect, download, import, verify and remove models; show where they live; grow a model by
+new classes; record an evaluation in a model's card."""
 from __future__ import annotations
 
 import argparse
@@ -139,8 +140,27 @@ def _grow(args, reporter) -> int:
     return 0
 
 
+def _record_evaluation(args, reporter) -> int:
+    import json
+
+    from ..models.card import record_evaluation
+
+    try:
+        with open(args.evaluation, encoding="utf-8") as f:
+            evaluation = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{args.evaluation}: not valid JSON ({exc})") from None
+    if not isinstance(evaluation, dict) or not isinstance(evaluation.get("comparison"), dict) or \
+            not isinstance(evaluation.get("training", {}), dict):
+        raise ValueError(f"{args.evaluation}: give a JSON object with a \"comparison\" object (and optionally a "
+                         "\"training\" object of fields to add to the card's training record)")
+    path = record_evaluation(args.model_dir, evaluation["comparison"], evaluation.get("training"))
+    _result(args, reporter, f"evaluation recorded in {path}", path=str(path))
+    return 0
+
+
 ACTIONS = {"list": _list, "info": _info, "download": _download, "import": _import, "remove": _remove,
-           "verify": _verify, "path": _path, "grow": _grow}
+           "verify": _verify, "path": _path, "grow": _grow, "record-evaluation": _record_evaluation}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,4 +209,11 @@ def register(sub) -> None:
     g.add_argument("base", help="model id or directory")
     g.add_argument("out", help="folder for the grown model")
     g.add_argument("classes", help="JSON list of every class: the base model's, in order, then the new ones")
+    r = actions.add_parser("record-evaluation", parents=[common],
+                           help="record in a model directory's card how it and its base model score on the same "
+                                "cases")
+    r.add_argument("model_dir", help="the model directory (its model.json is rewritten)")
+    r.add_argument("evaluation", help='JSON file: {"comparison": {...}, "training": {...}}; the comparison as '
+                                      "model-card.schema.json describes it, training: fields to add to the card's "
+                                      "training record")
     p.set_defaults(func=run)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, Union
+from typing import Any, Dict, Optional, Union
 
 from ..atomic import write_atomic
 from ..progress import json_safe
@@ -87,3 +87,18 @@ def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
     # Strict JSON, as every reader expects: a non-finite number (a metric of an empty organ) is written as null.
     text = json.dumps(json_safe(data), indent=2, allow_nan=False) + "\n"
     write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def record_evaluation(directory: Union[str, Path], comparison: Dict[str, Any],
+                      training: Optional[Dict[str, Any]] = None) -> Path:
+    """Record in a model directory's card how the model and its base model score on the same cases
+    (``comparison``), and add ``training``'s fields to the card's training record (e.g. how the cases were
+    prepared). The card is checked against the schema before it replaces the old one (write-then-rename). Its
+    ``files`` list the model's other files, whose sha256 stay valid: a card never lists itself."""
+    path = Path(directory) / CARD_FILE
+    card = read_card(Path(directory))
+    card["comparison"] = comparison
+    card["training"] = {**card.get("training", {}), **(training or {})}
+    check_card(json_safe(card), path)
+    write_json_atomic(path, card)
+    return path

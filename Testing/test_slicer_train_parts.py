@@ -26,8 +26,7 @@ from HSAMSharedLib.training_cases import addTrainingCase
 from HSAMTrainLib import (BACKGROUND, TRAIN, VALIDATION, CaseList, TrainingPlot, TrainingProgress,
                           TrainingSettings, loadCaseFiles, segmentRows)
 from HSAMTrainLib.case_export import exportCases
-from HSAMTrainLib.estimate import (CACHED_VIEWS, EMPTY_SLICE_FRACTION, estimateRun, pickedSlices,
-                                   readMachineFactors, recordRunTime)
+from HSAMTrainLib.estimate import engineDefault, estimateRun, pickedSlices, readMachineFactors, recordRunTime
 from HSAMTrainLib.input_check import inputProblems
 from HSAMTrainLib.label_mapping import suggestMapping
 
@@ -228,14 +227,13 @@ def test_progress_events_become_the_plot(scene_with_cases):
 
 def test_estimate_counts_the_slices_the_engine_picks_and_learns_this_machine(cases, tmp_path):
     engine_defaults = {f.name: f.default for f in dataclasses.fields(TrainSettings)}
-    assert EMPTY_SLICE_FRACTION == engine_defaults["empty_slice_fraction"]
-    assert CACHED_VIEWS == engine_defaults["cached_views"]
+    assert engineDefault("cached_views") == engine_defaults["cached_views"] == 3
     case = cases[0]
     labels = np.zeros((case.summary.slices, 4, 4), dtype=np.uint8)
     labels[:case.summary.labelledSlices] = 1  # as many labelled slices as the real case
     for fraction in (0.05, 0.3, 1.0):
-        engine = pick_slices([CaseVolume("c", labels.astype(np.float32), labels)], fraction, EMPTY_SLICE_FRACTION,
-                             seed=1)
+        engine = pick_slices([CaseVolume("c", labels.astype(np.float32), labels)], fraction,
+                             engine_defaults["empty_slice_fraction"], seed=1)
         assert pickedSlices(case.summary.slices, case.summary.labelledSlices, fraction) == len(engine)
     settings = TrainingSettings(epochs=10, sliceFraction=0.3, batchSize=4)
     estimate = estimateRun(cases, settings)

@@ -5,6 +5,7 @@ The costs per slice were measured with the LiteMedSAM backbone (256 px) on 2 CPU
 backbones and devices. After each uninterrupted run the module records how long it really took against the
 estimate (``timing.json`` in the runs folder), and later estimates on the same kind of device use that factor:
 the estimate learns this machine's speed."""
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,6 @@ DECODE_S = 0.2  # decoders forward (validation on cached embeddings)
 TRAIN_FROZEN_S = 0.6  # decoders forward + backward (--freeze-encoder)
 TRAIN_LORA_S = 5.0  # encoder with LoRA and decoders, forward + backward
 INFER_S = ENCODE_S + DECODE_S
-# The engine's defaults, which the module does not change (TrainSettings.cached_views, .empty_slice_fraction).
-CACHED_VIEWS = 3  # each training slice plus two augmented copies
-EMPTY_SLICE_FRACTION = 0.1  # at most this share of a case's picked slices is background only
 
 DEVICE_SPEEDUP = {"cpu": 1.0, "mps": 5.0, "cuda": 40.0}
 BACKBONE_COST = {"litemedsam": 1.0, "sam_vit_b": 15.0, "sam_vit_l": 40.0, "sam_vit_h": 70.0}
@@ -42,10 +40,16 @@ class Estimate:
                 f"training slices, {self.validationSlices} validation slices per epoch")
 
 
+def engineDefault(setting: str):
+    """The default of a ``hsam train`` setting the module leaves unchanged, from the engine's option table."""
+    options = loadEngineFile("train/options.py").TrainOptions
+    return next(field.default for field in dataclasses.fields(options) if field.name == setting)
+
+
 def pickedSlices(slices: int, labelledSlices: int, fraction: float) -> int:
     """How many slices the engine picks from a training case, by the engine's own rule."""
     rule = loadEngineFile("train/slice_counts.py").picked_slice_counts
-    foreground, background = rule(slices, labelledSlices, fraction, EMPTY_SLICE_FRACTION)
+    foreground, background = rule(slices, labelledSlices, fraction, engineDefault("empty_slice_fraction"))
     return foreground + background
 
 
@@ -59,7 +63,7 @@ def estimateRun(cases: Iterable[TrainingCase], settings: TrainingSettings, backb
     steps = settings.epochs * (train // max(1, settings.batchSize))
     trained = steps * settings.batchSize
     if settings.freezeEncoder:
-        seconds = (train * CACHED_VIEWS + validation) * ENCODE_S + trained * TRAIN_FROZEN_S + \
+        seconds = (train * engineDefault("cached_views") + validation) * ENCODE_S + trained * TRAIN_FROZEN_S + \
             settings.epochs * validation * DECODE_S
     else:
         seconds = trained * TRAIN_LORA_S + settings.epochs * validation * INFER_S

@@ -245,11 +245,7 @@ def declared() -> List[Tuple[Field, Option]]:
 
 def flag(name: str) -> str:
     """The command-line flag of a setting."""
-    return _flag(name, _FIELDS[name].metadata["option"])
-
-
-def _flag(name: str, declared_option: Option) -> str:
-    return declared_option.flag or "--" + name.replace("_", "-")
+    return _FIELDS[name].metadata["option"].flag or "--" + name.replace("_", "-")
 
 
 def _either(values: Tuple[Any, ...]) -> str:
@@ -270,7 +266,7 @@ def problems(settings: Any) -> List[str]:
         elif declared_option.choices and value not in declared_option.choices:
             problem = f"must be {_either(declared_option.choices)}, not {value!r}"
         if problem:
-            found.append(f"{_flag(f.name, declared_option)} {problem}")
+            found.append(f"{flag(f.name)} {problem}")
     return found
 
 
@@ -303,7 +299,7 @@ def panel_settings() -> List[PanelSetting]:
             continue
         default = f.default if panel.default is ENGINE_DEFAULT else panel.default
         settings.append(PanelSetting(
-            panel.name, f.name, _flag(f.name, declared_option), types[f.name], default, f.default, panel.label,
+            panel.name, f.name, flag(f.name), types[f.name], default, f.default, panel.label,
             panel.tooltip or declared_option.help % {"default": default}, panel.range, panel.step, panel.decimals,
             panel.choices, panel.shown))
     return settings

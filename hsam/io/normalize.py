@@ -35,11 +35,6 @@ def ct_window(hu: np.ndarray, window: Sequence[float] = CT_DEFAULT_WINDOW) -> np
     return scale_to_unit(hu, *window)
 
 
-def percentile_scale(values: np.ndarray, percentiles: Sequence[float] = MR_DEFAULT_PERCENTILES) -> np.ndarray:
-    """MR: robust min/max from percentiles of the non-zero voxels, then scale to [0, 1]."""
-    return scale_to_unit(values, *percentile_range(values, percentiles))
-
-
 def intensity_range(volume: np.ndarray, spec: Dict[str, Any]) -> Tuple[float, float]:
     """The intensities of ``volume`` (a whole scan) that the card's normalisation maps to 0 and 1."""
     kind = spec.get("kind")

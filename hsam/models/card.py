@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from ..atomic import write_atomic
+from ..io.normalize import CT_DEFAULT_WINDOW, MR_DEFAULT_PERCENTILES
 from ..progress import json_safe
 
 FORMAT = "hsam-model/1"
@@ -14,9 +15,9 @@ CARD_FILE = "model.json"
 WEIGHTS_FILE = "weights.safetensors"
 SCHEMA_FILE = Path(__file__).with_name("model-card.schema.json")
 
-CT_WINDOW = {"kind": "ct_window", "window": [-125.0, 275.0]}
+CT_WINDOW = {"kind": "ct_window", "window": list(CT_DEFAULT_WINDOW)}
 # MR has no absolute scale: each scan is scaled by robust percentiles of its own non-zero voxels.
-MR_PERCENTILES = {"kind": "percentiles", "percentiles": [0.5, 99.5]}
+MR_PERCENTILES = {"kind": "percentiles", "percentiles": list(MR_DEFAULT_PERCENTILES)}
 NORMALIZATION_OF_MODALITY = {"ct": CT_WINDOW, "mr": MR_PERCENTILES}
 MODALITIES = tuple(NORMALIZATION_OF_MODALITY)
 

@@ -55,8 +55,10 @@ class ModelInfo:
 
 
 def classColor(value: int) -> List[int]:
-    """The engine's color for a class whose card gives none (hsam.models.labels.class_color)."""
-    return [(53 * value) % 256, (97 * value) % 256, (151 * value) % 256]
+    """The engine's color for a class whose card gives none, by the engine's own rule."""
+    from .engine import loadEngineFile
+
+    return loadEngineFile("models/labels.py").class_color(value)
 
 
 def modelsFromEvents(events: Iterable[Dict[str, Any]]) -> List[ModelInfo]:

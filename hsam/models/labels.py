@@ -1,4 +1,7 @@
-"""Organ label sets: value, name, color and SNOMED CT terminology (as Slicer's segment terminology expects)."""
+"""Organ label sets: value, name, color and SNOMED CT terminology (as Slicer's segment terminology expects).
+
+Imports nothing of the engine: the Slicer modules run this file on its own (``HSAMSharedLib.engine.loadEngineFile``)
+for the color of a class that has none."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional

@@ -10,7 +10,7 @@ __all__ = ["HSAM", "HSAMConfig", "CheckpointError", "ModelNotFoundError", "build
 
 # Imported on first use, so that ``hsam --help`` and the command line's start-up (where Ctrl-C must give exit
 # code 3, not a traceback) do not wait for torch.
-_LAZY = {"HSAM": ".model", "HSAMConfig": ".model", "CheckpointError": ".model", "build_hsam": ".model",
+_LAZY = {"HSAM": ".network", "HSAMConfig": ".network", "CheckpointError": ".weights", "build_hsam": ".network",
          "ModelNotFoundError": ".models.catalog", "load_model": ".models", "save_model": ".models"}
 
 

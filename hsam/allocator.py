@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import sys
+from typing import Any, Callable, List, Optional
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -20,11 +21,19 @@ _LIMIT = 2 ** 31 - 1  # mallopt takes an int
 
 def keep_freed_memory() -> bool:
     """Set glibc's thresholds; False (and nothing changed) elsewhere, e.g. macOS, Windows or musl."""
-    if not sys.platform.startswith("linux"):
+    mallopt = glibc_function("mallopt", [ctypes.c_int, ctypes.c_int])
+    if mallopt is None:
         return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(mallopt(_M_MMAP_THRESHOLD, _LIMIT)) and bool(mallopt(_M_TRIM_THRESHOLD, _LIMIT))
+
+
+def glibc_function(name: str, argtypes: List[Any]) -> Optional[Callable[..., int]]:
+    """A function of glibc's allocator with its argument types; None without glibc (macOS, Windows, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        function = getattr(ctypes.CDLL("libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = argtypes
+    return function

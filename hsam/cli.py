@@ -32,8 +32,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(argv: Optional[List[str]]) -> int:
-    from .model.weights import CheckpointError
     from .models.card import ModelCardError
+    from .weights import CheckpointError
 
     args = build_parser().parse_args(argv)
     if args.command in ("segment", "evaluate", "train"):

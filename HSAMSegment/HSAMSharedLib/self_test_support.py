@@ -4,6 +4,7 @@ They never install anything: with the engine's packages missing a test is skippe
 to install. They leave the user's settings as they found them. Needs Slicer's application (qt), so the package's
 __init__ does not import it."""
 import contextlib
+import importlib
 import logging
 import time
 import unittest
@@ -15,6 +16,13 @@ import slicer
 from .dependencies import describeMissing, missingRequirements
 from .engine import Engine
 from .worker import WorkerProcess
+
+
+def moduleFile(moduleName: str):
+    """A module's own file (HSAMSegment.py, HSAMTrain.py), for the logic class and settings its self-test uses. That
+    file imports the self-test (Slicer runs ``<module name>Test`` from it), so it is looked up when a test runs:
+    after a Reload, the reloaded one."""
+    return importlib.import_module(moduleName)
 
 
 def packagesMissingMessage() -> str:

@@ -3,16 +3,16 @@ They build on HSAMSharedLib (engine command lines, worker processes, the job sta
 HSAM Segment."""
 from .base_models import BaseModel
 from .case_folder import loadCaseFiles
-from .cases import ROLES, TRAIN, VALIDATION, CaseList, TrainingCase
+from .case_list import ROLES, TRAIN, VALIDATION, CaseList, TrainingCase
 from .estimate import Estimate, formatDuration
-from .label_mapping import BACKGROUND, LabelMapping, segmentRows
-from .progress import TrainingProgress
+from .segment_mapping import BACKGROUND, SegmentMapping, segmentRows
 from .train_logic import TrainingResult, TrainLogic
 from .training_job import TrainingJob
 from .training_plot import TrainingPlot
+from .training_progress import TrainingProgress
 from .training_settings import PANEL_SETTINGS, SCENE_SETTINGS, TrainingSettings, withSettings
 
 __all__ = ["BaseModel", "loadCaseFiles", "ROLES", "TRAIN", "VALIDATION", "CaseList", "TrainingCase", "Estimate",
-           "formatDuration", "BACKGROUND", "LabelMapping", "segmentRows", "TrainingProgress", "TrainingResult",
+           "formatDuration", "BACKGROUND", "SegmentMapping", "segmentRows", "TrainingProgress", "TrainingResult",
            "TrainLogic", "TrainingJob", "TrainingPlot", "PANEL_SETTINGS", "SCENE_SETTINGS", "TrainingSettings",
            "withSettings"]

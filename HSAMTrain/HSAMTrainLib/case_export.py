@@ -1,5 +1,5 @@
 """Writing the cases for the engine, once per run: each volume as it is (its voxels and its own voxel-to-patient
-matrix, the header Slicer's NRRD writer writes) and its segmentation as a label map on that volume's grid whose
+matrix, the header Slicer's NRRD writer writes) and its segmentation as a label image on that volume's grid whose
 values are the model's class values, plus the ``hsam train`` manifest that lists them with their roles.
 
 Only copying the data out of the scene happens on the GUI thread; writing the files (the slow part: hundreds of
@@ -13,18 +13,18 @@ import slicer
 import vtk
 from HSAMSharedLib.training_cases import writeJsonAtomic
 
-from .cases import TrainingCase
-from .label_mapping import LabelMapping
+from .case_list import TrainingCase
 from .nrrd_file import writeNrrd
-from .segment_labels import segmentIds, segmentsOnVolumeGrid
+from .segment_mapping import SegmentMapping
+from .segments_on_grid import segmentIds, segmentsOnVolumeGrid
 
 IMAGES_FOLDER = "images"
 LABELS_FOLDER = "labels"
 MANIFEST_FILE = "cases.json"
 
 
-def classLabels(case: TrainingCase, mapping: LabelMapping) -> Tuple[np.ndarray, object]:
-    """(uint8 class-value array on the volume grid, labelmap node with the volume's geometry)."""
+def classLabels(case: TrainingCase, mapping: SegmentMapping) -> Tuple[np.ndarray, object]:
+    """(uint8 class-value array on the volume grid, label volume node with the volume's geometry)."""
     ids = segmentIds(case.segmentationNode)
     segmentation = case.segmentationNode.GetSegmentation()
     values = [mapping.valueOf(segmentation.GetSegment(i).GetName()) for i in ids]
@@ -32,9 +32,9 @@ def classLabels(case: TrainingCase, mapping: LabelMapping) -> Tuple[np.ndarray, 
     if unmapped:
         raise ValueError(f"Case {case.name}: segments {', '.join(unmapped)} are not mapped to a class.")
     kept = [(i, v) for i, v in zip(ids, values) if v]
-    exported, labelmapNode = segmentsOnVolumeGrid(case.segmentationNode, case.volumeNode, [i for i, _ in kept])
+    exported, labelVolumeNode = segmentsOnVolumeGrid(case.segmentationNode, case.volumeNode, [i for i, _ in kept])
     lookup = np.array([0] + [v for _, v in kept], dtype=np.uint8)  # export value n + 1 -> class value
-    return lookup[exported], labelmapNode
+    return lookup[exported], labelVolumeNode
 
 
 @dataclass
@@ -52,18 +52,18 @@ class CaseFiles:
                 "label": (Path(LABELS_FOLDER) / f"{self.name}.nrrd").as_posix(), "split": self.role}
 
 
-def caseFiles(case: TrainingCase, mapping: LabelMapping) -> CaseFiles:
+def caseFiles(case: TrainingCase, mapping: SegmentMapping) -> CaseFiles:
     """Copy what the case's files need out of the scene (the part of the export that must touch MRML)."""
     if case.volumeNode.GetImageData() is None or case.volumeNode.GetScene() is None:
         raise ValueError(f"Case {case.name}: its volume is no longer in the scene.")
-    labels, labelmapNode = classLabels(case, mapping)
+    labels, labelVolumeNode = classLabels(case, mapping)
     matrix = vtk.vtkMatrix4x4()
     case.volumeNode.GetIJKToRASMatrix(matrix)
     return CaseFiles(case.name, case.role, np.array(slicer.util.arrayFromVolume(case.volumeNode)), labels,
                      slicer.util.arrayFromVTKMatrix(matrix))
 
 
-def writeCaseFiles(files: Sequence[CaseFiles], mapping: LabelMapping, folder: Path,
+def writeCaseFiles(files: Sequence[CaseFiles], mapping: SegmentMapping, folder: Path,
                    checkCancel: Callable[[], None] = lambda: None) -> Path:
     """Write every case and the manifest into ``folder`` (no MRML: safe in a background thread); returns the
     manifest's path. The image is written as it is; the labels, mostly zeros, compressed."""
@@ -78,7 +78,7 @@ def writeCaseFiles(files: Sequence[CaseFiles], mapping: LabelMapping, folder: Pa
     return manifest
 
 
-def exportCases(cases: Iterable[TrainingCase], mapping: LabelMapping, folder: Path) -> Path:
+def exportCases(cases: Iterable[TrainingCase], mapping: SegmentMapping, folder: Path) -> Path:
     """Write every case into ``folder`` and the manifest, now (scripts); returns the manifest's path. A training
     job does the same in two parts: caseFiles on the GUI thread, writeCaseFiles in the background."""
     return writeCaseFiles([caseFiles(case, mapping) for case in cases], mapping, folder)

@@ -1,6 +1,6 @@
 """Cases saved on disk loaded into the scene as volume + segmentation nodes: HSAM Segment's training cases
 folder ("Add to training cases" lists them in its cases.json), or any ``hsam train`` JSON manifest. Labels are
-Slicer segmentations (.seg.nrrd) or label maps, whose segments are named by the manifest's label map."""
+Slicer segmentations (.seg.nrrd) or label images, whose segments are named by the manifest's label map."""
 import json
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -54,7 +54,7 @@ def loadCaseFiles(path, scene) -> List[Tuple[Any, Any, str]]:
         if row["label"].lower().endswith(".seg.nrrd"):
             segmentation = _readSegmentation(row["label"], scene, name + " segmentation")
         else:
-            segmentation = _segmentationFromLabelmap(row["label"], volume, segmentNames, name + " segmentation")
+            segmentation = _segmentationFromLabelImage(row["label"], volume, segmentNames, name + " segmentation")
         loaded.append((volume, segmentation, row.get("split") or ""))
     return loaded
 
@@ -80,18 +80,18 @@ def _readSegmentation(path: str, scene, name: str):
     return segmentation
 
 
-def _segmentationFromLabelmap(path: str, volume, segmentNames: Dict[str, str], name: str):
+def _segmentationFromLabelImage(path: str, volume, segmentNames: Dict[str, str], name: str):
     scene = volume.GetScene()
-    labelmap = _readVolume(path, scene, "vtkMRMLLabelMapVolumeNode", name)
+    labelVolume = _readVolume(path, scene, "vtkMRMLLabelMapVolumeNode", name)
     segmentation = scene.AddNewNodeByClass("vtkMRMLSegmentationNode", name)
     segmentation.CreateDefaultDisplayNodes()
     segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
     logic = slicer.vtkSlicerSegmentationsModuleLogic()
-    imported = logic.ImportLabelmapToSegmentationNode(labelmap, segmentation)
-    scene.RemoveNode(labelmap)
+    imported = logic.ImportLabelmapToSegmentationNode(labelVolume, segmentation)
+    scene.RemoveNode(labelVolume)
     if not imported:
         scene.RemoveNode(segmentation)
-        raise OSError(f"Could not import the label map {path}.")
+        raise OSError(f"Could not import the label file {path}.")
     content = segmentation.GetSegmentation()
     for index in range(content.GetNumberOfSegments()):
         segment = content.GetNthSegment(index)

@@ -13,7 +13,7 @@ from typing import Dict, Iterable, Optional
 
 from HSAMSharedLib.engine import loadEngineFile
 
-from .cases import TRAIN, VALIDATION, TrainingCase
+from .case_list import TRAIN, VALIDATION, TrainingCase
 from .training_settings import TrainingSettings
 
 # Seconds per slice, LiteMedSAM, 2 CPU cores.

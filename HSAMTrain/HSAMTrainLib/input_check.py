@@ -2,14 +2,14 @@
 import re
 from typing import Iterable, List, Sequence
 
-from .cases import TRAIN, VALIDATION, TrainingCase
-from .label_mapping import BACKGROUND, LabelMapping
+from .case_list import TRAIN, VALIDATION, TrainingCase
+from .segment_mapping import BACKGROUND, CLASSES, SegmentMapping
 
 # The engine's rule for model ids (they become folder names).
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 
 
-def inputProblems(cases: Sequence[TrainingCase], mapping: LabelMapping, outputName: str,
+def inputProblems(cases: Sequence[TrainingCase], mapping: SegmentMapping, outputName: str,
                   existingModels: Iterable[str] = ()) -> List[str]:
     problems = []
     if not MODEL_NAME.fullmatch(outputName or "") or ".." in outputName:
@@ -37,9 +37,9 @@ def inputProblems(cases: Sequence[TrainingCase], mapping: LabelMapping, outputNa
             problems.append(f"Case {case.name}: none of its non-empty segments is mapped to a class, so there is "
                             "nothing to learn from it.")
         if case.role == TRAIN:
-            learnt.update(t.lower() for t in mapped)
+            learnt.update(CLASSES.name_key(t) for t in mapped)
     for newClass in mapping.newClasses:
-        if newClass["name"].lower() not in learnt:
+        if CLASSES.name_key(newClass["name"]) not in learnt:
             problems.append(f"New class {newClass['name']!r} is not shown in any training case.")
     return problems
 

@@ -9,10 +9,10 @@ from HSAMSharedLib import EngineLogic, ModelInfo, deviceChoices
 from HSAMSharedLib.training_cases import CASES_FOLDER
 
 from .base_models import BaseModel, baseModels, findBaseModel
-from .cases import CaseList, TrainingCase
+from .case_list import CaseList, TrainingCase
 from .estimate import Estimate, deviceKind, estimateRun, readMachineFactors
 from .input_check import inputProblems
-from .label_mapping import LabelMapping, segmentRows, suggestMapping
+from .segment_mapping import SegmentMapping, segmentRows, suggestMapping
 from .training_job import TrainingJob
 from .training_run import TrainingRun, listRuns
 from .training_settings import TrainingSettings
@@ -46,7 +46,7 @@ class TrainLogic(EngineLogic):
         return baseModels(self.listModels())
 
     def suggestMapping(self, cases: Iterable[TrainingCase], base: BaseModel,
-                       previous: Optional[LabelMapping] = None) -> LabelMapping:
+                       previous: Optional[SegmentMapping] = None) -> SegmentMapping:
         """Segments matched to the base model's classes (keeping the choices of ``previous``); for a new model
         every other segment is a new class."""
         return suggestMapping(segmentRows(cases), base.classes, not base.isModel, previous)
@@ -64,13 +64,13 @@ class TrainLogic(EngineLogic):
             self._gpuAvailable = any(d.startswith("cuda") for d in deviceChoices())
         return deviceKind(settings.device, self._gpuAvailable)
 
-    def problems(self, cases: Sequence[TrainingCase], mapping: LabelMapping, outputName: str,
+    def problems(self, cases: Sequence[TrainingCase], mapping: SegmentMapping, outputName: str,
                  models: Optional[Sequence[ModelInfo]] = None) -> List[str]:
         """Everything that would stop the run; ``models``: the registry (listed when not given)."""
         models = self.listModels() if models is None else models
         return inputProblems(cases, mapping, outputName, [m.id for m in models])
 
-    def startTraining(self, cases: Union[CaseList, Sequence[TrainingCase]], labelMapping: LabelMapping,
+    def startTraining(self, cases: Union[CaseList, Sequence[TrainingCase]], labelMapping: SegmentMapping,
                       baseModel: Union[str, BaseModel], outputName: str, *,
                       settings: Optional[TrainingSettings] = None,
                       progressCallback: Optional[Callable[[dict], None]] = None,
@@ -118,7 +118,7 @@ class TrainLogic(EngineLogic):
     def discardRun(self, outputName: str) -> None:
         shutil.rmtree(self.runsFolder / outputName, ignore_errors=True)
 
-    def train(self, cases, labelMapping: LabelMapping, baseModel: Union[str, BaseModel], outputName: str, *,
+    def train(self, cases, labelMapping: SegmentMapping, baseModel: Union[str, BaseModel], outputName: str, *,
               settings: Optional[TrainingSettings] = None,
               progressCallback: Optional[Callable[[dict], None]] = None) -> TrainingResult:
         """Fine-tune and register the model; waits for the end (blocking, no Qt needed). Raises ValueError for

@@ -17,10 +17,10 @@ from HSAMSharedLib.notifications import MODELS_CHANGED
 from HSAMSharedLib.thread_worker import InBackground
 
 from .case_export import caseFiles, writeCaseFiles
-from .cases import VALIDATION, TrainingCase
+from .case_list import VALIDATION, TrainingCase
 from .comparison import COMPARISON_FILE, compareModels, comparisonLines, organDice, writeComparisonRecord
 from .estimate import readMachineFactors, recordRunTime
-from .progress import TrainingProgress
+from .training_progress import TrainingProgress
 from .training_run import FINISHED_STATUSES, TrainingRun
 
 CLASSES_FILE = "classes.json"

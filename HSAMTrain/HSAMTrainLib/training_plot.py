@@ -6,7 +6,7 @@ The nodes belong to the panel, not to the user's data: hidden from node selector
 saved with the scene."""
 import vtk
 
-from .progress import TrainingProgress
+from .training_progress import TrainingProgress
 
 LOSS, DICE = "training loss", "validation Dice"
 SERIES = ((LOSS, (0.85, 0.33, 0.1)), (DICE, (0.1, 0.45, 0.8)))

@@ -9,8 +9,8 @@ from typing import Any, Dict, List, Optional
 from HSAMSharedLib.training_cases import writeJsonAtomic
 
 from .case_export import MANIFEST_FILE
-from .cases import VALIDATION, TrainingCase
-from .label_mapping import LabelMapping
+from .case_list import VALIDATION, TrainingCase
+from .segment_mapping import SegmentMapping
 from .training_settings import TrainingSettings
 
 RUN_FILE = "run.json"
@@ -30,7 +30,7 @@ class TrainingRun:
     backbone: str
     baseOptions: List[str]  # further hsam train options the base needs (a SAM checkpoint file)
     settings: TrainingSettings
-    mapping: LabelMapping
+    mapping: SegmentMapping
     cases: List[Dict[str, Any]] = field(default_factory=list)  # name, role, slices, labelled slices, organs
     deviceKind: str = "cpu"
     estimatedSeconds: float = 0.0  # without this machine's factor, for calibrating it
@@ -105,8 +105,9 @@ class TrainingRun:
             raise ValueError(f"{folder} is not a training run that can be resumed ({exc}).") from None
         return cls(folder, data["output_name"], baseModel=data["base_model"], baseIsModel=data["base_is_model"],
                    backbone=data["backbone"], baseOptions=list(data.get("base_options", [])),
-                   settings=TrainingSettings.fromDict(data["settings"]), mapping=LabelMapping.fromDict(data["mapping"]),
-                   cases=data.get("cases", []), deviceKind=data.get("device_kind", "cpu"),
+                   settings=TrainingSettings.fromDict(data["settings"]),
+                   mapping=SegmentMapping.fromDict(data["mapping"]), cases=data.get("cases", []),
+                   deviceKind=data.get("device_kind", "cpu"),
                    estimatedSeconds=data.get("estimated_s", 0.0), registeredPath=data.get("registered_path", ""))
 
 

@@ -15,6 +15,6 @@ LABEL_MAP="$HERE/label_map.json"
 [ "$BASE" = litemedsam ] && LABEL_MAP="$HERE/label_map_new_model.json"
 exec "${PYTHON:-python}" "$HERE/../few_shot.py" --manifest "$HERE/manifest.json" --label-map "$LABEL_MAP" \
     --out "$OUT" --hsam "${HSAM:-hsam}" "$@" -- \
-    --base "$BASE" --modality mr --id "hsam-abdomen-mr-from-${BASE}" --freeze-encoder --cached-views 4 \
-    --intensity-jitter --organ-jitter 0.25 --epochs 12 --early-stop 3 --batch-size 8 --lr 0.002 --val-slices 16 --precision bf16 \
+    --base "$BASE" --modality mr --id "hsam-abdomen-mr-from-${BASE}" --preset few-shot --early-stop 3 \
+    --precision bf16 \
     ${STORE:+--embedding-store "$STORE"}

@@ -1,4 +1,5 @@
-"""``hsam benchmark``: the naive per-slice loop and our batched path, side by side on one volume."""
+"""``hsam benchmark``: the naive per-slice loop and our batched path, side by side on one volume; with
+``--end-to-end``, whole ``hsam segment`` runs (the previous pipeline and the default)."""
 from __future__ import annotations
 
 import argparse
@@ -6,6 +7,8 @@ import platform
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.end_to_end:
+        return run_end_to_end(args)
     import SimpleITK as sitk
     import torch
 
@@ -13,9 +16,9 @@ def run(args: argparse.Namespace) -> int:
     from ..infer.device import choose_device
     from ..io.orientation import to_canonical
     from ..io.volume import read_image
-    from ..model import HSAMConfig, build_hsam
     from ..models import load_model
     from ..models.card import CT_WINDOW
+    from ..network import HSAMConfig, build_hsam
     from ..progress import ConsoleReporter
 
     device = choose_device(args.device, print)
@@ -46,6 +49,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_end_to_end(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from ..infer.end_to_end import format_end_to_end, run_end_to_end
+    from ..infer.threads import compute_threads
+    from ..precision import inference_autocast_dtype
+    from .segment import DEFAULT_MODEL_ID
+
+    if args.backbone != "sam_vit_b" or args.random or args.checkpoint or args.precision or args.device != "auto":
+        raise ValueError("--end-to-end runs hsam segment as it is by default: it takes --model, --slices, --depth "
+                         "and --repeats only")
+    model = args.model or DEFAULT_MODEL_ID
+    precision = inference_autocast_dtype(torch.device("cpu"), "auto") or torch.float32
+    print(f"hsam segment end to end on {args.volume} with {model}: the previous pipeline (fp32) and the default "
+          f"({str(precision).replace('torch.', '')} on this CPU, {compute_threads()} compute threads), "
+          f"{args.repeats} run(s) each, {platform.processor() or platform.machine()}, torch {torch.__version__}",
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="hsam-end-to-end-") as work:
+        result = run_end_to_end(Path(args.volume), model, Path(work), args.slices, args.depth, args.repeats)
+    x, y, z = result["size"]
+    print(f"input: {x}x{y}x{z}, {result['input_mb']:.0f} MB of voxels")
+    print(format_end_to_end(result))
+    return 0
+
+
 def register(sub) -> None:
     p = sub.add_parser("benchmark", help="naive per-slice loop vs batched inference on one volume")
     p.add_argument("volume", help="CT volume to segment")
@@ -58,4 +89,10 @@ def register(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", nargs="+", choices=["fp32", "bf16", "fp16"],
                    help="our variants to run (default: fp32 and bf16)")
+    p.add_argument("--end-to-end", action="store_true",
+                   help="whole hsam segment runs on the CPU, each in its own process: the previous fp32 pipeline "
+                        "and the default, with time, speed-up, peak memory and label agreement")
+    p.add_argument("--depth", type=int, help="--end-to-end: make the volume this many slices deep (a cut around "
+                   "the middle, or mirrored copies of itself)")
+    p.add_argument("--repeats", type=int, default=1, help="--end-to-end: runs of each pipeline (the median time)")
     p.set_defaults(func=run)

@@ -96,7 +96,7 @@ def _check_references(labels: List[Path], reporter) -> None:
 
 def _model_predictions(args: argparse.Namespace, images: List[Path], reporter, log):
     """(the model's classes, a generator of its label images, one per image) with progress over all slices."""
-    from ..evaluation.progress import RunProgress, axial_slices
+    from ..evaluation.run_progress import RunProgress, axial_slices
     from ..infer.device import choose_device
     from ..infer.segment import segment_image
     from ..infer.slice_predictor import SlicePredictor
@@ -125,9 +125,9 @@ def _model_predictions(args: argparse.Namespace, images: List[Path], reporter, l
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..evaluation.run_progress import console_log
     from ..evaluation.report import case_names, markdown, write_csv
     from ..models.labels import BTCV_8_ORGANS
-    from ..evaluation.progress import console_log
     from ..progress import make_reporter
 
     reporter = make_reporter(args.progress)
@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             reporter.progress(0, len(images), stage="scoring")
     label_map = None
     if args.label_map:
-        from ..train.labelmap import load_label_map
+        from ..models.label_map import load_label_map
 
         label_map = load_label_map(args.label_map, [{"value": v, "name": n} for v, n in names.items()])
         if label_map.by_value is not None:  # classes the map names no value for are not labelled in the reference

@@ -67,8 +67,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     import torch
 
-    from ..model import HSAMConfig, build_hsam
     from ..models import load_model
+    from ..network import HSAMConfig, build_hsam
 
     untrained = args.backbone is not None or args.random or args.checkpoint is not None or args.rank is not None
     if untrained and args.model:

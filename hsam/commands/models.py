@@ -102,8 +102,8 @@ def _remove(args, reporter) -> int:
 
 
 def _verify(args, reporter) -> int:
-    from ..model.weights import CheckpointError
     from ..models.registry import verify
+    from ..weights import CheckpointError
 
     checks = verify(args.id)
     bad = [c for c in checks if c.problem]

@@ -1,6 +1,7 @@
 """What ``hsam segment`` will read and write, checked before any model loads: every output has a supported type
 and a writable folder, no output is (whatever its spelling: relative, ``./``, symlink, hard link) an input or a
-file of a folder given as input, and no two outputs share a name."""
+file of a folder given as input, and no two outputs share a name. Under torchrun, ``shard_jobs`` says which
+process segments which volume."""
 from __future__ import annotations
 
 import os
@@ -132,3 +133,30 @@ def check_plan(plan: Plan) -> None:
             if previous != role:
                 raise ValueError(f"{out} would be written twice, as {previous} and as {role}; rename one input or "
                                  "output, or segment them separately")
+
+
+def shard_jobs(jobs: List[Job], rank: int, processes: int) -> List[Tuple[int, Job]]:
+    """(index in ``jobs``, job) for the process ``rank`` of ``processes``: every job goes to exactly one process.
+    Largest input first to the process with the fewest bytes so far, so a few large volumes do not all land on
+    one GPU; every process computes the same split from the same list, without talking to the others."""
+    sizes = [max(1, _input_bytes(job.input)) for job in jobs]
+    load = [0] * processes
+    share: List[Tuple[int, Job]] = []
+    for index in sorted(range(len(jobs)), key=lambda i: (-sizes[i], i)):
+        lightest = min(range(processes), key=lambda r: (load[r], r))
+        load[lightest] += sizes[index]
+        if lightest == rank:
+            share.append((index, jobs[index]))
+    return sorted(share, key=lambda pair: pair[0])
+
+
+def _input_bytes(path: Path) -> int:
+    """Bytes on disk of an input: the file with its data files, or a DICOM folder's files."""
+    files = [p for p in path.iterdir() if p.is_file()] if path.is_dir() else data_files(path)
+    total = 0
+    for file in files:
+        try:
+            total += file.stat().st_size
+        except OSError:
+            pass  # a missing input fails with its own message when it is read
+    return total

@@ -152,7 +152,8 @@ def run_benchmark(model, volume: np.ndarray, device: torch.device, batch_size: i
     keep_freed_memory()  # what the hsam commands do; the naive loop above ran with the allocator's defaults
     for precision in precisions:
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
-        predictor = SlicePredictor(merged, device, batch_size, precision=precision)
+        # A predictor rewrites its model for its precision (weights stored in bf16 for bf16): a copy each.
+        predictor = SlicePredictor(copy.deepcopy(merged), device, batch_size, precision=precision)
         name = f"ours (batch {batch_size}, {precision}, merged)"
         labels = measure(name, dtype, lambda: predictor.predict(volume, on_progress=progress_of(name)).labels)
         rows[-1]["same_labels_as_naive"] = float(np.mean(labels == naive))

@@ -120,15 +120,18 @@ def _slicer_terminology(entry: Dict) -> Dict:
 
 
 def segmentation_dict(labels: sitk.Image, label_specs: List[Dict]) -> Dict:
-    """A slicerio segmentation: one layer, one segment per class (also for organs absent from this volume)."""
+    """A slicerio segmentation: one layer, one segment per class (also for organs absent from this volume).
+
+    The voxels are a view of the image's own (k, j, i) buffer, transposed to the (i, j, k) index order slicerio
+    takes: Fortran-ordered, so writing them is one straight copy, not a transposition of the whole volume."""
     from scipy.ndimage import find_objects
 
-    voxels = np.ascontiguousarray(sitk.GetArrayViewFromImage(labels).transpose(2, 1, 0))  # (i, j, k)
-    boxes = find_objects(voxels, max_label=max((s["value"] for s in label_specs), default=0))
+    array = sitk.GetArrayViewFromImage(labels)  # (k, j, i), C order
+    boxes = find_objects(array, max_label=max((s["value"] for s in label_specs), default=0))
     segments = []
     for spec in label_specs:
         box = boxes[spec["value"] - 1] if spec["value"] - 1 < len(boxes) else None
-        extent = [v for sl in box for v in (sl.start, sl.stop - 1)] if box else [0, -1, 0, -1, 0, -1]
+        extent = [v for sl in reversed(box) for v in (sl.start, sl.stop - 1)] if box else [0, -1, 0, -1, 0, -1]
         segment = {"id": f"Segment_{spec['value']}", "name": spec["name"], "labelValue": int(spec["value"]),
                    "layer": 0, "color": [c / 255.0 for c in spec.get("color") or class_color(spec["value"])],
                    "extent": extent}
@@ -137,7 +140,7 @@ def segmentation_dict(labels: sitk.Image, label_specs: List[Dict]) -> Dict:
         if spec.get("terminology") is not None and terminology_problem(spec["terminology"]) is None:
             segment["terminology"] = _slicer_terminology(spec["terminology"])
         segments.append(segment)
-    return {"voxels": voxels, "ijkToLPS": ijk_to_lps(labels), "segments": segments,
+    return {"voxels": array.transpose(2, 1, 0), "ijkToLPS": ijk_to_lps(labels), "segments": segments,
             "containedRepresentationNames": ["Binary labelmap"], "masterRepresentation": "Binary labelmap",
             "referenceImageExtentOffset": [0, 0, 0]}
 

@@ -8,10 +8,11 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 import SimpleITK as sitk
 
-from ..io.orientation import from_canonical, to_canonical
+from ..io.orientation import Grid, from_canonical, to_canonical
 from ..io.volume import VolumeError, read_image
 from ..progress import Reporter
 from ..stop import StopRequest
+from .memory import return_freed_memory
 from .output import write_image, write_labels
 from .plausibility import warn_if_implausible
 from .postprocess import keep_largest_components
@@ -34,9 +35,9 @@ def select_labels(label_specs: List[Dict], organs: Optional[Sequence[str]]) -> L
 
 
 def check_intensities(volume: np.ndarray, source: Union[str, Path]) -> None:
-    if np.issubdtype(volume.dtype, np.floating) and np.isnan(volume).any():
+    lo, hi = volume.min(), volume.max()  # NaN propagates through min: no NaN mask of the whole volume
+    if np.issubdtype(volume.dtype, np.floating) and np.isnan(lo):
         raise VolumeError(f"{source}: contains NaN voxels; fix or re-export the volume")
-    lo, hi = volume.min(), volume.max()
     if lo == hi:
         raise VolumeError(f"{source}: every voxel has the value {lo}: the volume is empty")
 
@@ -45,40 +46,71 @@ def segment_image(predictor: SlicePredictor, image: sitk.Image, organs: Optional
                   postprocess: bool = True, uncertainty: bool = False, reporter: Optional[Reporter] = None,
                   stop: Optional[StopRequest] = None, source: str = "volume"):
     """Returns (label image on the input grid, uncertainty image or None, the label specs that were kept)."""
+    return _segment([image], predictor, organs, postprocess, uncertainty, reporter, stop, source)
+
+
+def _segment(held: List[sitk.Image], predictor: SlicePredictor, organs: Optional[Sequence[str]], postprocess: bool,
+             uncertainty: bool, reporter: Optional[Reporter], stop: Optional[StopRequest], source: str):
+    """``segment_image`` on the image in ``held``, which is emptied: when nothing else refers to the image, its
+    voxels are freed as soon as the slices are predicted, before the labels are post-processed and written."""
     card = predictor.model.card
     specs = select_labels(card["labels"], organs)
+    image = held.pop()
+    original = Grid.of(image)
     canonical, code = to_canonical(image, card.get("canonical_orientation", "LPS"))
     volume = sitk.GetArrayViewFromImage(canonical)
     check_intensities(volume, source)
     warn_if_implausible(image, card, source, reporter.log if reporter else None)
+    del image
+    grid = Grid.of(canonical)
     result = predictor.predict(
         volume, uncertainty,
         on_progress=(lambda done, total: reporter.progress(done, total, stage="segmenting", case=source))
         if reporter else None,
         check_stop=stop.check if stop else None)
-    labels = result.labels
+    del volume, canonical
+    labels, entropy = result
+    del result
     keep = [s["value"] for s in specs]
     if organs:
-        labels[~np.isin(labels, keep)] = 0
+        kept = np.zeros(256, np.uint8)
+        kept[keep] = keep
+        for k in range(len(labels)):  # slice by slice: no full-size mask
+            labels[k] = kept[labels[k]]
     if postprocess:
-        labels = keep_largest_components(labels, keep)
-    label_image = sitk.GetImageFromArray(labels)
-    label_image.CopyInformation(canonical)
+        keep_largest_components(labels, keep)
+    label_image = _on_grid(labels, grid)
+    del labels
     uncertainty_image = None
-    if result.uncertainty is not None:
-        uncertainty_image = sitk.GetImageFromArray(result.uncertainty)
-        uncertainty_image.CopyInformation(canonical)
-        uncertainty_image = from_canonical(uncertainty_image, image, code)
-    return from_canonical(label_image, image, code), uncertainty_image, specs
+    if entropy is not None:
+        uncertainty_image = from_canonical(_on_grid(entropy, grid), original, code)
+        del entropy
+    return from_canonical(label_image, original, code), uncertainty_image, specs
+
+
+def _on_grid(array: np.ndarray, grid: Grid) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    grid.apply_to(image)
+    return image
 
 
 def segment_file(predictor: SlicePredictor, input_path: Union[str, Path], output_path: Union[str, Path],
                  organs: Optional[Sequence[str]] = None, postprocess: bool = True,
                  uncertainty_path: Optional[Union[str, Path]] = None, reporter: Optional[Reporter] = None,
                  stop: Optional[StopRequest] = None) -> Path:
-    image = read_image(input_path)
-    labels, uncertainty, specs = segment_image(predictor, image, organs, postprocess, uncertainty_path is not None,
-                                               reporter, stop, source=str(input_path))
+    try:
+        return _segment_and_write(predictor, input_path, output_path, organs, postprocess, uncertainty_path,
+                                  reporter, stop)
+    finally:
+        return_freed_memory()  # the volume's buffers, all freed once the call above has returned
+
+
+def _segment_and_write(predictor: SlicePredictor, input_path: Union[str, Path], output_path: Union[str, Path],
+                       organs: Optional[Sequence[str]], postprocess: bool,
+                       uncertainty_path: Optional[Union[str, Path]], reporter: Optional[Reporter],
+                       stop: Optional[StopRequest]) -> Path:
+    labels, uncertainty, specs = _segment([read_image(input_path)], predictor, organs, postprocess,
+                                          uncertainty_path is not None, reporter, stop, str(input_path))
     if stop:
         stop.check()  # a cancel that arrives after the last batch still writes nothing
     if uncertainty_path is None:

@@ -8,12 +8,30 @@ intensity is resampled and undoing it restores the input grid voxel for voxel.
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import NamedTuple, Tuple, Union
 
 import numpy as np
 import SimpleITK as sitk
 
 _ORIENT = sitk.DICOMOrientImageFilter
+
+
+class Grid(NamedTuple):
+    """An image's voxel grid without its voxels: what a result needs to be put back on it."""
+
+    size: Tuple[int, ...]
+    spacing: Tuple[float, ...]
+    origin: Tuple[float, ...]
+    direction: Tuple[float, ...]
+
+    @classmethod
+    def of(cls, image: sitk.Image) -> "Grid":
+        return cls(image.GetSize(), image.GetSpacing(), image.GetOrigin(), image.GetDirection())
+
+    def apply_to(self, image: sitk.Image) -> None:
+        image.SetSpacing(self.spacing)
+        image.SetOrigin(self.origin)
+        image.SetDirection(self.direction)
 
 
 def orientation_code(image: sitk.Image) -> str:
@@ -28,14 +46,16 @@ def to_canonical(image: sitk.Image, code: str = "LPS") -> Tuple[sitk.Image, str]
     return (image if original == code else sitk.DICOMOrient(image, code)), original
 
 
-def from_canonical(result: sitk.Image, reference: sitk.Image, original_code: str) -> sitk.Image:
-    """Bring a result computed on the canonical grid back onto ``reference``'s exact grid."""
+def from_canonical(result: sitk.Image, reference: Union[sitk.Image, Grid], original_code: str) -> sitk.Image:
+    """Bring a result computed on the canonical grid back onto ``reference``'s exact grid (an image, or the
+    ``Grid`` of one whose voxels are no longer needed)."""
+    grid = reference if isinstance(reference, Grid) else Grid.of(reference)
     back = result if orientation_code(result) == original_code else sitk.DICOMOrient(result, original_code)
-    if back.GetSize() != reference.GetSize():
-        raise ValueError(f"result size {back.GetSize()} does not match the input {reference.GetSize()}")
-    if not np.allclose(back.GetDirection(), reference.GetDirection(), atol=1e-4) or \
-            not np.allclose(back.GetOrigin(), reference.GetOrigin(), atol=1e-3 * max(reference.GetSpacing())):
+    if back.GetSize() != grid.size:
+        raise ValueError(f"result size {back.GetSize()} does not match the input {grid.size}")
+    if not np.allclose(back.GetDirection(), grid.direction, atol=1e-4) or \
+            not np.allclose(back.GetOrigin(), grid.origin, atol=1e-3 * max(grid.spacing)):
         raise ValueError("reorientation did not return to the input geometry")
-    # Permutations are exact; copying the reference's information removes floating-point noise in the header.
-    back.CopyInformation(reference)
+    # Permutations are exact; taking the reference's information removes floating-point noise in the header.
+    grid.apply_to(back)
     return back

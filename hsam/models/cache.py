@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from ..model.weights import CheckpointError
+from ..weights import CheckpointError
 from .card import CARD_FILE
 from .catalog import CatalogEntry, CatalogError, ModelNotFoundError, check_name, load_catalog
 from .safe_path import contained

@@ -4,12 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
-from ..model.build import build_hsam
-from ..model.config import HSAMConfig
-from ..model.official import inspect_release, map_release_state
-from ..model.weights import CheckpointError, describe_mismatch, load_torch_state, sha256_of
+from ..network.build import build_hsam
+from ..network.config import HSAMConfig
+from ..weights import CheckpointError, describe_mismatch, load_torch_state, sha256_of
 from .labels import BTCV_8_ORGANS
 from .model_dir import make_card, save_model, trainable_state
+from .official import inspect_release, map_release_state
 
 SAM_URLS = {
     "sam_vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",

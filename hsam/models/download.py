@@ -11,8 +11,8 @@ from typing import Optional, Union
 
 import requests
 
-from ..model.weights import CheckpointError, sha256_of
 from ..progress import ConsoleReporter, Reporter
+from ..weights import CheckpointError, sha256_of
 from .catalog import RemoteFile
 from .filelock import FileLock
 from .gdrive import confirmation_request

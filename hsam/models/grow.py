@@ -13,6 +13,7 @@ from typing import Dict, List, Union
 
 import torch
 
+from .labels import name_key
 from .model_dir import trainable_state
 
 
@@ -29,7 +30,7 @@ def grow_classes(base: str, out: Union[str, Path], classes: List[Dict]) -> str:
 
     model = hsam.load_model(base, merge_lora=False)
     card = model.card
-    if [c["name"].lower() for c in classes[:len(card["labels"])]] != [c["name"].lower() for c in card["labels"]]:
+    if [name_key(c["name"]) for c in classes[:len(card["labels"])]] != [name_key(c["name"]) for c in card["labels"]]:
         raise ValueError("the classes must start with the base model's classes, in their order")
     config = hsam.HSAMConfig.from_dict(dict(card["config"], num_classes=len(classes) + 1))
     bigger = hsam.build_hsam(config, "random", seed=0)  # the new parts as in a new model; the backbone is unused

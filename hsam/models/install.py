@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Union
 
-from ..model.official import inspect_release
-from ..model.weights import CheckpointError, load_torch_state, sha256_of
 from ..progress import ConsoleReporter, Reporter
+from ..weights import CheckpointError, load_torch_state, sha256_of
 from .cache import downloads_dir, file_folder, hsam_home, install_dir, models_root, resolve_id, weights_dir
 from .card import CARD_FILE, WEIGHTS_FILE, ModelCardError, read_card, write_json_atomic
 from .catalog import CatalogEntry, ModelNotFoundError, RemoteFile, check_name, load_catalog
 from .download import download
 from .filelock import FileLock
 from .model_zip import unpacked_model_zip
+from .official import inspect_release
 from .safe_path import contained
 from .verify import card_file_names, entry_checks, file_problem
 

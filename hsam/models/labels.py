@@ -1,7 +1,10 @@
-"""Organ label sets: value, name, color and SNOMED CT terminology (as Slicer's segment terminology expects).
+"""The classes of a model, as its card lists them under "labels": value (1, 2, ...; 0 is background), name, color
+and SNOMED CT terminology (as Slicer's segment terminology expects). The organ label sets, a color for a class that
+has none, and the rules that say which class a name or a terminology is; label maps (which label value or segment
+of a case file is which class) build on them in ``label_map.py``.
 
 Imports nothing of the engine: the Slicer modules run this file on its own (``HSAMSharedLib.engine.loadEngineFile``)
-for the color of a class that has none."""
+so that HSAM Segment colors a class and HSAM Train matches a segment to a class by these same rules."""
 from __future__ import annotations
 
 from typing import Dict, List, Optional
@@ -30,6 +33,22 @@ BTCV_8_ORGANS: List[Dict] = [
     _organ(7, "aorta", [224, 97, 76], "15825003", "Aorta"),
     _organ(8, "pancreas", [249, 180, 111], "15776009", "Pancreas"),
 ]
+LABEL_SETS = {"btcv8": BTCV_8_ORGANS}  # the label sets a label map can name as its "classes"
+
+
+BACKGROUND = "background"  # the name of class 0: where a label map sends what a model is not to learn
+
+
+def name_key(name: str) -> str:
+    """A class or segment name as names are compared: case and surrounding spaces do not count ("Liver " is
+    "liver")."""
+    return name.strip().lower()
+
+
+def class_named(name: str, classes: List[Dict]) -> Optional[Dict]:
+    """The class of ``classes`` called ``name`` (compared as ``name_key`` says), or None."""
+    key = name_key(name)
+    return next((c for c in classes if name_key(c["name"]) == key), None)
 
 
 def class_color(value: int) -> List[int]:
@@ -61,3 +80,15 @@ def terminology_problem(terminology: object) -> Optional[str]:
                     '{"CodingSchemeDesignator": "SCT", "CodeValue": "123037004", "CodeMeaning": "Anatomical '
                     'Structure"})')
     return None
+
+
+def same_structure(a: Optional[Dict], b: Optional[Dict]) -> bool:
+    """Two terminologies name the same structure: the same type and type modifier codes (so "left kidney" is not
+    "right kidney"); a missing terminology names nothing."""
+    if not a or not b:
+        return False
+
+    def key(terminology: Dict) -> tuple:
+        return tuple((terminology.get(field) or {}).get("CodeValue") for field in ("type", "typeModifier"))
+
+    return key(a) == key(b)

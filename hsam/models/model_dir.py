@@ -11,13 +11,13 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 import torch
 
 from ..atomic import write_atomic
-from ..model.build import build_hsam
-from ..model.config import HSAMConfig
-from ..model.hsam import HSAM
-from ..model.weights import CheckpointError, describe_mismatch, load_safetensors, sha256_of
+from ..network.build import build_hsam
+from ..network.config import HSAMConfig
+from ..network.hsam import HSAM
+from ..weights import CheckpointError, describe_mismatch, load_safetensors, sha256_of
 from .cache import hsam_home, resolve_id
 from .card import (CARD_FILE, CT_WINDOW, DEFAULT_ORIENTATION, FORMAT, WEIGHTS_FILE, check_card, read_card,
-                   write_json_atomic)
+    write_json_atomic)
 from .catalog import load_catalog
 from .labels import generic_labels
 from .safe_path import contained

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterator, List
 
-from ..model.weights import CheckpointError
+from ..weights import CheckpointError
 from .card import CARD_FILE, parse_card
 from .safe_path import UnsafeNameError, contained, name_problem
 

@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from ..model.weights import CheckpointError
+from ..weights import CheckpointError
 from .cache import (file_folder, install_dir, installed_model, installed_versions, list_installed, models_root,
-                    split_ref, wheel_path)
+    split_ref, wheel_path)
 from .card import CARD_FILE, ModelCardError, read_card
 from .catalog import CatalogEntry, ModelNotFoundError, load_catalog
 from .safe_path import contained

@@ -10,7 +10,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Union
 
-from ..model.weights import CheckpointError
+from ..weights import CheckpointError
 
 # Device names Windows opens whatever the folder or extension (CON, NUL.txt, COM1, ...).
 _WINDOWS_DEVICE = re.compile(r"(CON|PRN|AUX|NUL|COM[0-9]|LPT[0-9])(\..*)?", re.IGNORECASE)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..model.weights import CheckpointError, sha256_of
+from ..weights import CheckpointError, sha256_of
 from .cache import file_folder, installed_model, wheel_path
 from .card import CARD_FILE, ModelCardError, read_card
 from .catalog import CatalogEntry, load_catalog

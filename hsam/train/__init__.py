@@ -1,5 +1,6 @@
-"""Few-shot fine-tuning: cases and label maps, slice sampling, augmentation, losses, schedules, the training loop,
-checkpoints and resume, DDP."""
+"""Few-shot fine-tuning: cases (``case_manifest.py``, ``case_loading.py``), slice sampling and augmentation,
+losses, schedules, the training loop (``trainer.py``), its events, checkpoints and resume, the output folder, DDP.
+Label maps are ``hsam.models.label_map``."""
 from .errors import TrainingError, TrainingStopped
 from .settings import TrainSettings
 

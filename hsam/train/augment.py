@@ -39,6 +39,7 @@ class AugmentSettings:
     organ_jitter: float = 0.0  # largest per-organ intensity shift, in normalised units (0.1 = 40 HU for CT); 0: off
     organ_jitter_p: float = 0.5
     organ_edge_sigma: float = 1.0  # pixels: the shift fades in across an organ's edge, as partial volume does
+    organ_levels_p: float = 0.0  # chance that each organ's mean moves to a random level in [0, 1]; 0: off
 
 
 def augment_slice(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
@@ -65,6 +66,8 @@ def augment_slice(image: np.ndarray, label: np.ndarray, rng: np.random.Generator
     # Drawn after everything above, so views made without the organ jitter stay the same.
     if settings.organ_jitter > 0 and rng.random() < settings.organ_jitter_p:
         image = _shift_organs(image, label, rng, settings)
+    if settings.organ_levels_p > 0 and rng.random() < settings.organ_levels_p:
+        image = _random_organ_levels(image, label, rng, settings)
     if settings.intensity_jitter and jitter < 0.5:
         image = np.clip(image * contrast + brightness, 0.0, 1.0).astype(np.float32)
     return image, label
@@ -75,6 +78,24 @@ def _shift_organs(image: np.ndarray, label: np.ndarray, rng: np.random.Generator
     """Adds to each organ (label > 0) a shift drawn uniformly in ±organ_jitter; background stays as it is."""
     shifts = np.zeros(int(label.max()) + 1, dtype=np.float32)
     shifts[1:] = rng.uniform(-settings.organ_jitter, settings.organ_jitter, size=len(shifts) - 1)
+    return _add_per_organ(image, label, shifts, settings)
+
+
+def _random_organ_levels(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, settings: AugmentSettings
+                         ) -> np.ndarray:
+    """Moves each organ's mean intensity to a level drawn uniformly in [0, 1], keeping its texture (domain
+    randomisation: a structure is then found by its shape and edges, whatever its brightness in this scan)."""
+    classes = int(label.max()) + 1
+    counts = np.bincount(label.ravel(), minlength=classes)
+    sums = np.bincount(label.ravel(), weights=image.ravel().astype(np.float64), minlength=classes)
+    levels = rng.uniform(0.0, 1.0, size=classes)
+    shifts = np.where(counts > 0, levels - sums / np.maximum(counts, 1), 0.0).astype(np.float32)
+    shifts[0] = 0.0
+    return _add_per_organ(image, label, shifts, settings)
+
+
+def _add_per_organ(image: np.ndarray, label: np.ndarray, shifts: np.ndarray, settings: AugmentSettings
+                   ) -> np.ndarray:
     offset = shifts[label]
     if settings.organ_edge_sigma > 0:
         offset = gaussian_filter(offset, settings.organ_edge_sigma)

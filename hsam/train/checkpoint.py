@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from ..atomic import write_atomic
-from ..model.weights import RefusedFile, UnreadableFile, torch_load_plain
+from ..weights import torch_load_plain
 from .errors import TrainingError
 
 STATE_FORMAT = "hsam-train-state/1"
@@ -24,7 +24,8 @@ STATE_DIR = "training"
 STATE_FILE = "state.pt"
 _REQUIRED = ("format", "model", "optimizer", "progress", "settings")
 # Settings added after states were already being written, with what a state that lacks them was trained with.
-BEFORE_ADDED = {"ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0, "modality": None}
+BEFORE_ADDED = {"ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0, "modality": None, "lora_blocks": 0,
+                "organ_levels": 0.0}
 
 
 @dataclass
@@ -100,14 +101,11 @@ def load_state(path: Path) -> TrainingCheckpoint:
     path = Path(path)
     if not path.is_file():
         raise TrainingError(f"nothing to resume: {path} does not exist (start without --resume)")
-    try:
-        state = torch_load_plain(path)
-    except UnreadableFile as exc:
-        raise TrainingError(f"{path}: the training checkpoint is damaged and cannot be resumed ({exc}); "
-                            "delete it to start over, or restore a copy") from None
-    except RefusedFile as exc:
-        raise TrainingError(f"{path}: refused to load the training checkpoint ({exc}); it is not "
-                            "a file written by hsam train") from None
+    state = torch_load_plain(
+        path, error=TrainingError,
+        unreadable=f"{path}: the training checkpoint is damaged and cannot be resumed ({{reason}}); delete it to start "
+                   "over, or restore a copy",
+        refused=f"{path}: refused to load the training checkpoint ({{reason}}); it is not a file written by hsam train")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or \
             any(key not in state for key in _REQUIRED):
         raise TrainingError(f"{path}: not an hsam training checkpoint (format {STATE_FORMAT} expected)")

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..io.slices import slices_to_batch
 from .augment import AugmentSettings, augment_slice
-from .loading import CaseVolume
+from .case_loading import CaseVolume
 from .slice_counts import picked_slice_counts
 
 # Tags that keep the generators of different purposes apart.

@@ -1,27 +1,32 @@
-"""``--freeze-encoder``: compute every image embedding once and train only what comes after the encoder.
+"""``--freeze-encoder``: compute every image embedding once and train only what comes after the encoder; with
+``--lora-blocks N``, compute once the features that enter the encoder's last N blocks, and train those blocks' LoRA
+and what comes after.
 
-The encoder is the bulk of the compute and is frozen anyway when no LoRA is trained, so its output for a given
-input never changes. Augmentation must then happen before the encoder: each training slice is cached as
-``views`` versions, the slice itself and ``views - 1`` augmented copies (drawn once with fixed seeds), and every
-epoch uses one of them per slice. Embeddings are kept in float16 (2 MB per LiteMedSAM slice) to fit memory.
+The encoder is the bulk of the compute and is frozen anyway when no LoRA is trained (or before the adapted blocks),
+so its output for a given input never changes. Augmentation must then happen before the encoder: each training
+slice is cached as ``views`` versions, the slice itself and ``views - 1`` augmented copies (drawn once with fixed
+seeds), and every epoch uses one of them per slice. Embeddings are kept in float16 (2 MB per LiteMedSAM slice; the
+features before its last 2 blocks 2.6 MB) to fit memory.
 """
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, ContextManager, Iterator, List, Optional
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from ..network.encoder_split import EncoderHead, EncoderTail
 from .augment import AugmentSettings, augment_slice
 from .dataset import SliceSet, to_batch, view_generator
 
 
 @dataclass
 class EmbeddingCache:
-    embeddings: torch.Tensor  # (N, V, D, h, w) float16
+    embeddings: torch.Tensor  # (N, V, ...) float16: embeddings (D, h, w), or the features of head_as_encoder
     labels: torch.Tensor  # (N, V, S, S) uint8
 
     @property
@@ -33,12 +38,29 @@ class EmbeddingCache:
         return (self.embeddings[idx, v].to(device, torch.float32), self.labels[idx, v].to(device).long())
 
 
+def embeddings_as_input(model: nn.Module, lora_blocks: int = 0) -> ContextManager[None]:
+    """Within the block, ``model(x)`` takes cached features in place of images: embeddings (the encoder is
+    bypassed), or with ``lora_blocks`` the features entering the encoder's last blocks, which run with their LoRA."""
+    backbone = model.backbone
+    if not lora_blocks:
+        return _encoder_replaced(model, nn.Identity())
+    return _encoder_replaced(model, EncoderTail(backbone.encoder, backbone.img_size, lora_blocks))
+
+
+def head_as_encoder(model: nn.Module, lora_blocks: int) -> ContextManager[None]:
+    """Within the block, ``model.backbone(x)`` gives what is cached: the embedding, or with ``lora_blocks`` the
+    features entering the encoder's last blocks."""
+    backbone = model.backbone
+    if not lora_blocks:
+        return contextlib.nullcontext()
+    return _encoder_replaced(model, EncoderHead(backbone.encoder, backbone.img_size, lora_blocks))
+
+
 @contextmanager
-def embeddings_as_input(model: nn.Module) -> Iterator[None]:
-    """Within the block, ``model(x)`` takes cached embeddings in place of images (the encoder is bypassed)."""
+def _encoder_replaced(model: nn.Module, part: nn.Module) -> Iterator[None]:
     backbone = model.backbone
     encoder = backbone.encoder
-    backbone.encoder = nn.Identity()
+    backbone.encoder = part
     try:
         yield
     finally:

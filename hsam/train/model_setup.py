@@ -2,7 +2,8 @@
 H-SAM on a backbone, and which of its parameters train.
 
 Trainable: LoRA, both decoders, CMAttn and the prompt embeddings; the base encoder is always frozen. With
-``--freeze-encoder`` LoRA is not used (a new model gets rank 0; a base model's LoRA stays as it is).
+``--freeze-encoder`` LoRA is not used (a new model gets rank 0; a base model's LoRA stays as it is); with
+``--lora-blocks N`` only the LoRA of the encoder's last N attention blocks trains (added to a base model without).
 """
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from ..model import BACKBONES, CheckpointError, HSAMConfig, build_hsam
-from ..model.cmattn import class_balanced_variances
-from ..model.hsam import HSAM
-from ..model.weights import sha256_of
 from ..models.card import CT_WINDOW, DEFAULT_ORIENTATION, NORMALIZATION_OF_MODALITY, read_card
 from ..models.catalog import ModelNotFoundError
 from ..models.model_dir import load_model, resolve_model_dir
+from ..network import BACKBONES, HSAMConfig, build_hsam
+from ..network.cmattn import class_balanced_variances
+from ..network.hsam import HSAM
+from ..network.lora import LoRAQKV, apply_lora, last_blocks
+from ..weights import CheckpointError, sha256_of
 from .errors import TrainingError
 from .settings import TrainSettings
 
@@ -65,9 +67,12 @@ def build_model(base: BaseModel, settings: TrainSettings, num_classes: int) -> T
                                 f"architecture of a new model; the base model {base.name} keeps its own")
         model = load_model(base.directory, merge_lora=False)
         weights = base.card["backbone_weights"]
+        if settings.lora_blocks:
+            adapt_last_blocks(model, settings.lora_blocks, settings.lora_rank)
     else:
         config = HSAMConfig(backbone=base.name, num_classes=num_classes, mode=settings.mode,
                             lora_rank=0 if settings.freeze_encoder else settings.lora_rank,
+                            lora_blocks=0 if settings.freeze_encoder else settings.lora_blocks,
                             cmattn=settings.mode == "paper" and settings.cmattn, stage2=settings.stage2,
                             mask_attention=settings.mask_attention, pixel_decoder=settings.pixel_decoder,
                             decoder_mlp_dim=settings.decoder_mlp_dim)
@@ -89,6 +94,22 @@ def build_model(base: BaseModel, settings: TrainSettings, num_classes: int) -> T
             p.requires_grad_(False)
     set_training_mode(model)
     return model, weights
+
+
+def adapt_last_blocks(model: HSAM, blocks: int, rank: int) -> None:
+    """``--lora-blocks`` on a base model: LoRA of rank ``rank`` in its encoder's last ``blocks`` attention blocks
+    where it has none; where it has LoRA, only that of those blocks trains (the rest is cached with the head)."""
+    targets = model.backbone.lora_targets()
+    if not model.has_unmerged_lora:
+        apply_lora(last_blocks(targets, blocks), rank)
+        model.config.lora_rank, model.config.lora_blocks = rank, blocks
+        return
+    adapted = [attn for attn, _, _ in targets if isinstance(attn.qkv, LoRAQKV)]
+    if blocks > len(adapted):
+        raise TrainingError(f"--lora-blocks {blocks}: the base model has LoRA in its last {len(adapted)} encoder "
+                            "blocks only")
+    for attn in adapted[:len(adapted) - blocks]:
+        attn.qkv.requires_grad_(False)
 
 
 def set_training_mode(model: HSAM) -> None:

@@ -56,12 +56,24 @@ COUNT = Bounds(1, integer=True)
 GROUPS = {"cases": "cases", "model": "model",
           "components": "H-SAM components of a new model (ablation; all on by default)",
           "recipe": "recipe", "run": "run"}
-MODES = ("paper", "release")  # hsam.model.config.MODES: the architectures of a new model
+MODES = ("paper", "release")  # hsam.network.config.MODES: the architectures of a new model
 MODALITIES = ("ct", "mr")  # hsam.models.card.MODALITIES: the intensity normalizations
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # hsam.precision.PRECISIONS
 STAGE_WEIGHTS = ("paper", "release")  # hsam.train.schedule: the stage-1 weight curves
 STAGE_WEIGHTS_OVER = ("run", "epochs")  # hsam.train.schedule
 PROGRESS = ("tqdm", "jsonl", "none")
+
+# Named recipes of ``hsam train --preset``: each sets these settings where the command line does not give them.
+# few-shot: a handful of labelled scans on a CPU, chosen on the validation scans of the two MR few-shot benchmarks
+# (benchmarks/la_mri, benchmarks/chaos_mr; docs/training.md says why each value).
+PRESETS: Dict[str, Dict[str, Any]] = {
+    "few-shot": {"lora_blocks": 2, "cached_views": 4, "intensity_jitter": True, "organ_jitter": 0.25,
+                 "epochs": 12, "batch_size": 8, "lr": 0.002, "val_slices": 16},
+}
+
+# A preset's setting that a given setting excludes gives way to it: --preset few-shot --freeze-encoder trains the
+# decoders only, in place of the preset's LoRA in the encoder's last blocks.
+GIVES_WAY_TO = {"freeze_encoder": "lora_blocks", "lora_blocks": "freeze_encoder"}
 
 
 class _EngineDefault:
@@ -149,6 +161,11 @@ class TrainOptions:
                                  metavar="SHIFT", result=True,
                                  help="also shift each organ's intensity by up to ±SHIFT of the normalised range "
                                  "(0.15 = 60 HU for CT), so cases of one contrast phase teach others; 0 (default): off")
+    organ_levels: float = option(0.0, "cases", bounds=UNIT, metavar="P", result=True,
+                                 help="also, in a share P of the augmented views, move each labelled structure's "
+                                 "mean intensity to a random level in [0, 1], texture kept (domain randomisation), so "
+                                 "a structure far darker or brighter than in the training scans is still found; 0 "
+                                 "(default): off")
     # Model. A model directory as --base keeps its own architecture: the rest of this group is for new models.
     base: str = option("litemedsam", "model", result=True,
                        help="model directory or installed id to fine-tune, or a backbone for a new model: "
@@ -177,11 +194,17 @@ class TrainOptions:
         panel=Panel("freezeEncoder", "Freeze encoder", default=True,
                     tooltip="Train the decoders only, on image embeddings computed once: about 10 times faster per "
                     "step and the practical choice on a CPU. Unchecked, LoRA adapts the encoder too (GPU)."))
+    lora_blocks: int = option(0, "model", bounds=Bounds(0, integer=True, hint=" (0: every block)"), metavar="N",
+                              result=True,
+                              help="LoRA in only the encoder's last N attention blocks, whose input is computed once "
+                              "per cached view (--cached-views): adapts the encoder at a fraction of LoRA's cost on a "
+                              "CPU; a base model without LoRA gets it there. 0 (default): LoRA in every block")
     cached_views: int = option(3, "model", bounds=COUNT, result=True,
-                               help="with --freeze-encoder: each slice plus N-1 augmented copies (default %(default)s)")
+                               help="with --freeze-encoder or --lora-blocks: each slice plus N-1 augmented copies "
+                               "(default %(default)s)")
     embedding_store: Optional[str] = option(None, "model", metavar="DIR",
-                                            help="with --freeze-encoder: keep image embeddings in DIR and reuse them "
-                                            "in later runs")
+                                            help="with --freeze-encoder or --lora-blocks: keep what is computed once "
+                                            "in DIR and reuse it in later runs")
     # The paper's components (Table 4 ablation), for a new model.
     stage2: bool = option(True, "components", flag="--stage1-only", result=True,
                           help="stage 1 only (the SAMed-style baseline)")
@@ -236,6 +259,39 @@ class TrainOptions:
                             "with native bf16 (AVX512-BF16/AMX)")
     progress: str = option("tqdm", "run", choices=PROGRESS, help="tqdm bar (default) or JSON-lines events on stdout")
     resume: bool = option(False, "run", help="continue the run saved in --out")
+
+
+FEW_CASES = 8  # a run on at most this many training cases without the few-shot recipe is told of it
+
+
+def few_shot_hint(settings: Any, training_cases: int) -> Optional[str]:
+    """A line telling of ``--preset few-shot`` when a run on few cases differs from that recipe, else None."""
+    recipe = PRESETS["few-shot"]
+    if training_cases > FEW_CASES or all(getattr(settings, name) == value for name, value in recipe.items()):
+        return None
+    return (f"{training_cases} training case{'' if training_cases == 1 else 's'}: --preset few-shot is the recipe "
+            "chosen for a handful of scans (docs/training.md)")
+
+
+def settings_values(given: Dict[str, Any], preset: Optional[str] = None) -> Dict[str, Any]:
+    """Every setting's value: as ``given``, else from ``preset``, else the table's default."""
+    if preset is not None and preset not in PRESETS:
+        raise ValueError(f"--preset must be {_either(tuple(PRESETS))}, not {preset!r}")
+    chosen = dict(PRESETS[preset]) if preset else {}
+    for name, excluded in GIVES_WAY_TO.items():
+        if given.get(name):
+            chosen.pop(excluded, None)
+    values = {}
+    for f, _ in declared():
+        if f.name in given:
+            values[f.name] = given[f.name]
+        elif f.name in chosen:
+            values[f.name] = chosen[f.name]
+        elif f.default is not MISSING:
+            values[f.name] = f.default
+        elif f.default_factory is not MISSING:
+            values[f.name] = f.default_factory()
+    return values
 
 
 def declared() -> List[Tuple[Field, Option]]:

@@ -9,11 +9,11 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
-from .cases import Case, read_manifest, split_cases, with_unique_names
+from ..models.label_map import LabelMap, LabelMapError, load_label_map
+from .case_loading import load_cases
+from .case_manifest import Case, read_manifest, split_cases, with_unique_names
 from .dataset import SliceSet, pick_slices, validation_slices
 from .errors import TrainingError
-from .labelmap import LabelMap, load_label_map
-from .loading import load_cases
 from .model_setup import BaseModel, resolve_base
 from .settings import TrainSettings
 
@@ -50,7 +50,10 @@ def gather_cases(settings: TrainSettings):
 def prepare_data(settings: TrainSettings, log: Callable[[str], None]) -> PreparedData:
     base = resolve_base(settings.base)
     cases, label_map_spec = gather_cases(settings)
-    label_map = load_label_map(label_map_spec, base.classes)
+    try:
+        label_map = load_label_map(label_map_spec, base.classes)
+    except LabelMapError as exc:  # a bad input like any other found before training
+        raise TrainingError(str(exc)) from None
     train_cases, val_cases = split_cases(cases, settings.val_cases, settings.seed, settings.no_validation)
     log(f"{len(train_cases)} training cases, {len(val_cases)} validation cases; reading and checking them")
     volumes = load_cases(train_cases + val_cases, label_map, base.normalization(settings.modality), base.orientation)

@@ -15,8 +15,11 @@ class TrainSettings(TrainOptions):
 
         checks = [
             (not (self.no_validation and self.early_stop), "--early-stop needs validation"),
-            (self.embedding_store is None or self.freeze_encoder,
-             "--embedding-store needs --freeze-encoder (with LoRA the encoder changes as it trains)"),
+            (self.embedding_store is None or self.freeze_encoder or self.lora_blocks,
+             "--embedding-store needs --freeze-encoder or --lora-blocks (with LoRA in every block the encoder "
+             "changes as it trains)"),
+            (not (self.freeze_encoder and self.lora_blocks),
+             "--lora-blocks adapts the encoder, --freeze-encoder keeps it as it is: give one of them"),
         ]
         found = problems(self) + [message for ok, message in checks if not ok]
         if found:

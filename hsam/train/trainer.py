@@ -20,26 +20,27 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from ..distributed import (World, any_process, barrier, broadcast_flag, init_from_environment, is_initialized,
+                           process_device, shutdown)
 from ..infer.device import choose_device
-from ..model.embedding_store import stored_encoder
-from ..model.weights import describe_mismatch
+from ..infer.embedding_store import stored_encoder
 from ..models.card import CARD_FILE, write_json_atomic
 from ..models.model_dir import save_model, trainable_state
 from ..precision import requested_autocast_dtype
 from ..stop import StopRequest
+from ..weights import describe_mismatch
 from .augment import AugmentSettings
-from .card_summary import training_card
 from .checkpoint import RunState, TrainingCheckpoint, check_same_settings, load_state, save_state, state_path
 from .dataset import augmented_batch, epoch_order, sample_generator, step_torch_seed, to_batch
-from .distributed import World, any_process, barrier, broadcast_flag, init_from_environment, is_initialized, shutdown
-from .divergence import DIVERGED, all_finite, diverged_error
-from .embeddings import EmbeddingCache, embeddings_as_input, encode_slices, pick_views
-from .errors import TrainingError, TrainingStopped
+from .embeddings import EmbeddingCache, embeddings_as_input, encode_slices, head_as_encoder, pick_views
+from .errors import DIVERGED, TrainingError, TrainingStopped, all_finite, diverged_error
+from .events import Progress
 from .losses import hsam_loss
 from .model_setup import build_model, set_class_balanced_noise, set_training_mode, trainable_parameters
-from .output_folder import check_writable_folder, finished_status, finished_summary, run_summary, same_recipe
+from .options import few_shot_hint
+from .output_folder import (check_writable_folder, finished_status, finished_summary, run_summary, same_recipe,
+                            training_card)
 from .prepare import PreparedData, prepare_data
-from .progress import Progress
 from .schedule import learning_rate, plan_steps, schedule_epoch, stage1_weight
 from .settings import TrainSettings
 from .validate import case_dice, summarize
@@ -58,9 +59,12 @@ def train(settings: TrainSettings, stop_at_step: Optional[int] = None) -> Dict[s
     if settings.precision == "fp16" and device.type != "cuda":  # before any case is read
         raise TrainingError("--precision fp16 trains on CUDA only; use bf16 or fp32 on this device")
     joined_here = not is_initialized()
-    world = init_from_environment(device)
+    try:
+        world = init_from_environment(device)
+        device = process_device(device, world)
+    except ValueError as exc:  # more processes per node than GPUs
+        raise TrainingError(str(exc)) from None
     if device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
         torch.cuda.set_device(device)
     progress = Progress(settings.progress, world.is_main)
     try:
@@ -131,11 +135,14 @@ class Trainer:
                                                         else None)
         self.input_size: int = self.model.img_size
         self.augmentation: Optional[AugmentSettings] = AugmentSettings(
-            intensity_jitter=settings.intensity_jitter, organ_jitter=settings.organ_jitter) if settings.augment \
-            else None
+            intensity_jitter=settings.intensity_jitter, organ_jitter=settings.organ_jitter,
+            organ_levels_p=settings.organ_levels) if settings.augment else None
         self.steps = plan_steps(training_slices=len(self.data.train_slices), batch_size=settings.batch_size,
                                 accumulate=settings.accumulate, processes=world.size, epochs=settings.epochs,
                                 warmup_steps=settings.warmup_steps)
+        hint = few_shot_hint(settings, len(self.data.train_cases))
+        if hint and settings.progress != "jsonl":  # a command-line hint: HSAM Train has its own settings
+            progress.log(hint)
         progress.log(f"{self.steps.total} optimiser steps: {settings.epochs} epochs x {self.steps.per_epoch} steps "
                      f"of {self.steps.global_batch} slices, warm-up {self.steps.warmup}")
         self.run_state = RunState()
@@ -147,7 +154,7 @@ class Trainer:
         self.step_seconds: List[float] = []  # each optimiser step of this session, for the ETA
 
     def run(self) -> Dict[str, Any]:
-        if self.settings.freeze_encoder:
+        if self.settings.freeze_encoder or self.settings.lora_blocks:
             self._cache_embeddings()
         return self._loop()
 
@@ -170,8 +177,10 @@ class Trainer:
     def _cache_embeddings(self) -> None:
         settings, data, started = self.settings, self.data, time.perf_counter()
         views = settings.cached_views if self.augmentation is not None else 1
-        self.progress.log(f"--freeze-encoder: computing {len(data.train_slices) * views} training and "
-                          f"{sum(len(v) for v in data.val_slices)} validation embeddings once")
+        what = f"the features before the encoder's last {settings.lora_blocks} blocks (--lora-blocks)" \
+            if settings.lora_blocks else "the image embeddings (--freeze-encoder)"
+        self.progress.log(f"computing {what} of {len(data.train_slices) * views} training and "
+                          f"{sum(len(v) for v in data.val_slices)} validation slices once")
         total = len(data.train_slices) * views + sum(len(v) for v in data.val_slices)
         done = [0]
 
@@ -183,7 +192,8 @@ class Trainer:
             if self.stop.requested and not self.world.distributed:
                 self._stop(self._global_step())
 
-        with stored_encoder(self.model, settings.embedding_store) as store:
+        with head_as_encoder(self.model, settings.lora_blocks), \
+                stored_encoder(self.model, settings.embedding_store) as store:
             self.train_embeddings = encode_slices(self.model, data.train_slices, self.input_size, views,
                                                   settings.seed, self.augmentation, settings.batch_size, self.device,
                                                   on_batch)
@@ -271,7 +281,9 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype)
 
     def _input_mode(self):
-        return embeddings_as_input(self.model) if self.train_embeddings is not None else contextlib.nullcontext()
+        if self.train_embeddings is None:
+            return contextlib.nullcontext()
+        return embeddings_as_input(self.model, self.settings.lora_blocks)
 
     def _eta(self, steps_done: int) -> float:
         recent = self.step_seconds[-20:] or [0.0]
@@ -331,7 +343,7 @@ class Trainer:
                         n = cache.embeddings.shape[0]
                         batches = (cache.batch(list(range(i, min(n, i + size))), [0] * (min(n, i + size) - i),
                                                self.device) for i in range(0, n, size))
-                        with embeddings_as_input(self.model):
+                        with embeddings_as_input(self.model, self.settings.lora_blocks):
                             per_case.append(case_dice(self.model, batches, num_classes, self.device))
                     else:
                         batches = (to_batch(slices.images[i:i + size], slices.labels[i:i + size], self.input_size)

@@ -1,8 +1,0 @@
-"""H-SAM model: backbones, LoRA, stage-1 decoder, CMAttn, mask cross-attention, hierarchical pixel decoder."""
-from .backbones import BACKBONES, Backbone, build_backbone
-from .build import build_hsam
-from .config import HSAMConfig
-from .hsam import HSAM
-from .weights import CheckpointError
-
-__all__ = ["BACKBONES", "Backbone", "build_backbone", "build_hsam", "HSAMConfig", "HSAM", "CheckpointError"]

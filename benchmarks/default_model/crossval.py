@@ -3,10 +3,10 @@
     python benchmarks/default_model/crossval.py --work /tmp/hsam-crossval [--recipe RECIPE]
         [--variants all stage1 ...] [--folds 0 1]
 
-RECIPE is one of ``RECIPES`` below: default, epoch-weights, organ-jitter or short.
+RECIPE is one of ``RECIPES`` below: default, epoch-weights, organ-jitter, lora-blocks or short.
 
-For every variant and fold: ``hsam train`` on the fold's training cases (frozen LiteMedSAM encoder, the few-shot
-slice protocol), then ``hsam evaluate`` of the trained model on the fold's test cases (whole volumes, 3D Dice and
+For every variant and fold: ``hsam train`` on the fold's training cases (LiteMedSAM encoder, frozen or with LoRA in
+its last blocks; the few-shot slice protocol), then ``hsam evaluate`` of the trained model on the fold's test cases (whole volumes, 3D Dice and
 HD95). Every case is a test case in exactly one fold and never trains or selects the model of that fold. All
 variants use the same folds, slices, seed and number of steps; only the decoder differs.
 
@@ -58,6 +58,8 @@ RECIPES["epoch-weights"] = RECIPES["default"] + ["--stage-weights-over", "epochs
 # The default recipe plus a random shift of each organ's intensity (up to 80 HU), against the contrast-phase failures
 # (case0006).
 RECIPES["organ-jitter"] = RECIPES["default"] + ["--organ-jitter", "0.2"]
+# The default recipe with LoRA in the encoder's last 2 blocks instead of a frozen encoder (the few-shot MR lever).
+RECIPES["lora-blocks"] = [a for a in RECIPES["default"] if a != "--freeze-encoder"] + ["--lora-blocks", "2"]
 
 
 def fold_cases(fold: int):

@@ -1,1 +1,19 @@
 """Subcommands of ``hsam``: each module has ``register(subparsers)`` that adds its parser and sets ``func``."""
+import argparse
+
+
+def add_slice_smoothing(parser: argparse.ArgumentParser) -> None:
+    """The option shared by the commands that segment (hsam/infer/slice_smoothing.py)."""
+    parser.add_argument("--slice-smoothing", type=_smoothing_weight, default=0.0, metavar="W",
+                        help="mix each slice's class probabilities with the slices above and below, weight W each "
+                        "(0 to below 0.5; default 0: off)")
+
+
+def _smoothing_weight(text: str) -> float:
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = float("nan")
+    if not 0.0 <= weight < 0.5:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to below 0.5, not {text!r}")
+    return weight

@@ -20,6 +20,7 @@ from ..precision import inference_autocast_dtype
 from .device import is_out_of_memory
 from .embedding_store import EmbeddingStore, StoredEncoder
 from .inference_model import prepare_for_inference
+from .slice_smoothing import SliceSmoother
 from .threads import match_threads_to_cores
 
 
@@ -33,7 +34,8 @@ class SlicePredictor:
 
     def __init__(self, model, device: torch.device, batch_size: int = 8,
                  log: Optional[Callable[[str], None]] = None, precision: str = "auto",
-                 embedding_store: Optional[str] = None) -> None:
+                 embedding_store: Optional[str] = None, slice_smoothing: float = 0.0) -> None:
+        self.slice_smoothing = slice_smoothing
         self.model = model.to(device).eval()
         self.device = device
         self.amp_dtype = inference_autocast_dtype(device, precision)
@@ -52,9 +54,8 @@ class SlicePredictor:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _predict_batch(self, chunk: np.ndarray, value_range: Tuple[float, float], labels: np.ndarray,
-                       entropy: Optional[np.ndarray]) -> None:
-        """Labels (and entropy) of ``chunk``'s slices, written into ``labels`` (and ``entropy``)."""
+    def _probabilities(self, chunk: np.ndarray, value_range: Tuple[float, float]) -> torch.Tensor:
+        """Fused class probabilities of ``chunk``'s slices, (n, C, j, i) on the slice grid, class-last in memory."""
         batch = slices_to_batch(scale_to_unit(chunk, *value_range), self.model.img_size).to(self.device)
         if self.device.type == "cpu":
             batch = batch.contiguous(memory_format=torch.channels_last)
@@ -64,9 +65,7 @@ class SlicePredictor:
         probs = torch.softmax(fused.float().permute(0, 2, 3, 1).contiguous(), dim=-1).permute(0, 3, 1, 2)
         if probs.shape[-2:] != chunk.shape[-2:]:
             probs = F.interpolate(probs, size=chunk.shape[-2:], mode="bilinear", align_corners=False)
-        torch.from_numpy(labels).copy_(probs.argmax(1))
-        if entropy is not None:
-            torch.from_numpy(entropy).copy_(-(probs * probs.clamp_min(1e-8).log()).sum(1))
+        return probs
 
     def predict(self, volume: np.ndarray, uncertainty: bool = False,
                 on_progress: Optional[Callable[[int, int], None]] = None,
@@ -76,6 +75,14 @@ class SlicePredictor:
         value_range = intensity_range(volume, self.normalization)
         labels = np.zeros(volume.shape, dtype=np.uint8)
         entropy_map = np.zeros(volume.shape, dtype=np.float32) if uncertainty else None
+
+        def write(first: int, probs: torch.Tensor) -> None:
+            last = first + len(probs)
+            torch.from_numpy(labels[first:last]).copy_(probs.argmax(1))
+            if entropy_map is not None:
+                torch.from_numpy(entropy_map[first:last]).copy_(-(probs * probs.clamp_min(1e-8).log()).sum(1))
+
+        smoother = SliceSmoother(self.slice_smoothing, write)
         start = 0
         # One autocast region for the whole volume: the casts it caches (of float32 parameters) are made once.
         with torch.inference_mode(), self._autocast():
@@ -84,8 +91,7 @@ class SlicePredictor:
                     check_stop()
                 end = min(depth, start + self.batch_size)
                 try:
-                    self._predict_batch(np.asarray(volume[start:end], dtype=np.float32), value_range,
-                                        labels[start:end], None if entropy_map is None else entropy_map[start:end])
+                    probs = self._probabilities(np.asarray(volume[start:end], dtype=np.float32), value_range)
                 except RuntimeError as exc:
                     if not is_out_of_memory(exc):
                         raise
@@ -97,7 +103,9 @@ class SlicePredictor:
                         torch.cuda.empty_cache()
                     self.log(f"out of GPU memory: continuing with batch size {self.batch_size}")
                     continue
+                smoother.add(start, probs)
                 start = end
                 if on_progress:
                     on_progress(start, depth)
+            smoother.finish()
         return SliceResult(labels, entropy_map)

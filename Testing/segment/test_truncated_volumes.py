@@ -122,10 +122,10 @@ def test_training_refuses_a_truncated_case(ct, tmp_path):
     sitk.WriteImage(sitk.Cast(ct > 100, sitk.sitkUInt8), str(label), True)
     _truncate(image, 0.9)
     with pytest.raises(TrainingError, match="truncated"):
-        load_cases([Case(str(image), str(label))], load_label_map(None, None), {"kind": "ct_window"}, "LPS")
+        load_cases([Case(str(image), str(label))], load_label_map(None, None), {"kind": "ct_window"}, "LPS", "square")
     os.truncate(image, 0)  # an empty file: SimpleITK's own error, still one clear line
     with pytest.raises(TrainingError, match="cannot be read"):
-        load_cases([Case(str(image), str(label))], load_label_map(None, None), {"kind": "ct_window"}, "LPS")
+        load_cases([Case(str(image), str(label))], load_label_map(None, None), {"kind": "ct_window"}, "LPS", "square")
 
 
 def test_training_refuses_a_truncated_slicer_segmentation(ct, tmp_path):

@@ -75,7 +75,7 @@ def test_two_gloo_processes_match_one_process_on_the_combined_batch(data_dir, tm
 
     image, label = btcv_pairs(data_dir, ["case0005"])[0]
     volume = load_cases([Case(image, label)], load_label_map(str(BTCV_LABEL_MAP), None),
-                        {"kind": "ct_window"}, "LPS")
+                        {"kind": "ct_window"}, "LPS", "square")
     slices = pick_slices(volume, fraction=0.04, empty_fraction=0.0, seed=1)
     images, labels = to_batch(slices.images[:4], slices.labels[:4], 64)
 

@@ -67,7 +67,7 @@ def _segment(held: List[sitk.Image], predictor: SlicePredictor, organs: Optional
         volume, uncertainty,
         on_progress=(lambda done, total: reporter.progress(done, total, stage="segmenting", case=source))
         if reporter else None,
-        check_stop=stop.check if stop else None)
+        check_stop=stop.check if stop else None, spacing=canonical.GetSpacing()[:2])
     del volume, canonical
     labels, entropy = result
     del result

@@ -7,13 +7,14 @@ input, predicted, and its fused probabilities (not labels) resized back to the s
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..io.normalize import intensity_range, scale_to_unit
+from ..io.slice_field import Padding, field_padding, slice_field_of
 from ..io.slices import slices_to_batch
 from ..network.fused_attention import use_fused_attention
 from ..precision import inference_autocast_dtype
@@ -48,30 +49,36 @@ class SlicePredictor:
         self.batch_size = max(1, int(batch_size))
         self.log = log or (lambda _: None)
         self.normalization: Dict[str, Any] = model.card["normalization"]
+        self.slice_field = slice_field_of(model.card)
 
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
-    def _probabilities(self, chunk: np.ndarray, value_range: Tuple[float, float]) -> torch.Tensor:
-        """Fused class probabilities of ``chunk``'s slices, (n, C, j, i) on the slice grid, class-last in memory."""
-        batch = slices_to_batch(scale_to_unit(chunk, *value_range), self.model.img_size).to(self.device)
+    def _probabilities(self, chunk: np.ndarray, value_range: Tuple[float, float],
+                       padding: Padding = Padding()) -> torch.Tensor:
+        """Fused class probabilities of ``chunk``'s slices, (n, C, j, i) on the slice grid, class-last in memory.
+        ``padding`` makes the slices' field square in mm (io/slice_field.py); it is cut off the probabilities."""
+        scaled = padding.pad(scale_to_unit(chunk, *value_range))
+        batch = slices_to_batch(scaled, self.model.img_size).to(self.device)
         if self.device.type == "cpu":
             batch = batch.contiguous(memory_format=torch.channels_last)
         fused = self.model.predict_logits(batch)["fused"]
         # Class last (NHWC) on every step: softmax, resize and argmax then run over contiguous memory. The argmax
         # over dim 1 of an NCHW tensor alone took 30-50 ms per 512x512 slice on a CPU, more than the rest together.
         probs = torch.softmax(fused.float().permute(0, 2, 3, 1).contiguous(), dim=-1).permute(0, 3, 1, 2)
-        if probs.shape[-2:] != chunk.shape[-2:]:
-            probs = F.interpolate(probs, size=chunk.shape[-2:], mode="bilinear", align_corners=False)
-        return probs
+        if probs.shape[-2:] != scaled.shape[-2:]:
+            probs = F.interpolate(probs, size=scaled.shape[-2:], mode="bilinear", align_corners=False)
+        return padding.crop(probs)
 
     def predict(self, volume: np.ndarray, uncertainty: bool = False,
                 on_progress: Optional[Callable[[int, int], None]] = None,
-                check_stop: Optional[Callable[[], None]] = None) -> SliceResult:
-        """volume: (k, j, i) raw intensities in canonical orientation."""
+                check_stop: Optional[Callable[[], None]] = None,
+                spacing: Sequence[float] = (1.0, 1.0)) -> SliceResult:
+        """volume: (k, j, i) raw intensities in canonical orientation; spacing: its pixel size (i, j) in mm."""
         depth = volume.shape[0]
+        padding = field_padding(volume.shape[1:], spacing, self.slice_field)
         value_range = intensity_range(volume, self.normalization)
         labels = np.zeros(volume.shape, dtype=np.uint8)
         entropy_map = np.zeros(volume.shape, dtype=np.float32) if uncertainty else None
@@ -91,7 +98,8 @@ class SlicePredictor:
                     check_stop()
                 end = min(depth, start + self.batch_size)
                 try:
-                    probs = self._probabilities(np.asarray(volume[start:end], dtype=np.float32), value_range)
+                    probs = self._probabilities(np.asarray(volume[start:end], dtype=np.float32), value_range,
+                                               padding)
                 except RuntimeError as exc:
                     if not is_out_of_memory(exc):
                         raise

@@ -11,6 +11,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 import torch
 
 from ..atomic import write_atomic
+from ..io.slice_field import SQUARE
 from ..network.build import build_hsam
 from ..network.config import HSAMConfig
 from ..network.hsam import HSAM
@@ -46,7 +47,7 @@ def make_card(model: HSAM, model_id: str, backbone_weights: Dict[str, Any], labe
         "format": FORMAT, "id": model_id, "version": "1", "title": model_id, "description": "",
         "config": cfg.to_dict(), "input_size": model.img_size, "backbone_weights": backbone_weights,
         "labels": labels, "normalization": CT_WINDOW, "canonical_orientation": DEFAULT_ORIENTATION,
-        "files": {},
+        "slice_field": SQUARE, "files": {},
     }
     card.update(extra)
     return card

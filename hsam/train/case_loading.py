@@ -20,6 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..io.normalize import normalize
+from ..io.slice_field import field_padding
 from ..io.orientation import to_canonical
 from ..io.volume import VolumeError, read_image
 from ..models.label_map import LabelMap
@@ -38,11 +39,11 @@ class CaseVolume:
 
 
 def load_cases(cases: Sequence[Case], label_map: LabelMap, normalization: Dict[str, Any],
-               orientation: str) -> List[CaseVolume]:
+               orientation: str, slice_field: str) -> List[CaseVolume]:
     volumes, problems = [], []
     for case in cases:
         try:
-            volumes.append(load_case(case, label_map, normalization, orientation))
+            volumes.append(load_case(case, label_map, normalization, orientation, slice_field))
         except (TrainingError, VolumeError) as exc:
             problems.append(str(exc))
     if problems:
@@ -50,7 +51,8 @@ def load_cases(cases: Sequence[Case], label_map: LabelMap, normalization: Dict[s
     return volumes
 
 
-def load_case(case: Case, label_map: LabelMap, normalization: Dict[str, Any], orientation: str) -> CaseVolume:
+def load_case(case: Case, label_map: LabelMap, normalization: Dict[str, Any], orientation: str,
+              slice_field: str) -> CaseVolume:
     image = read_image(case.image)
     if is_segmentation_file(case.label):
         label = read_segmentation(case.label, image, label_map, case.name)
@@ -67,7 +69,9 @@ def load_case(case: Case, label_map: LabelMap, normalization: Dict[str, Any], or
     if not np.isfinite(values).all():  # NaN voxels, or a normalisation a constant image turns into 0/0
         raise TrainingError(f"case {case.name}: {case.image} gives NaN or infinite intensities (NaN voxels in the "
                             "file, or an image of one value); fix or re-export it, or leave the case out")
-    return CaseVolume(case.name, values, classes)
+    # Slices meet the model as in hsam segment: padded to a square field in mm with the normalised value 0.
+    padding = field_padding(values.shape[1:], image_c.GetSpacing()[:2], slice_field)
+    return CaseVolume(case.name, padding.pad(values), padding.pad(classes))
 
 
 def check_same_grid(image: sitk.Image, label: sitk.Image, case: Case) -> None:

@@ -17,6 +17,7 @@ from ..models.card import CT_WINDOW, DEFAULT_ORIENTATION, NORMALIZATION_OF_MODAL
 from ..models.catalog import ModelNotFoundError
 from ..models.model_dir import load_model, resolve_model_dir
 from ..network import BACKBONES, HSAMConfig, build_hsam
+from ..io.slice_field import slice_field_of
 from ..network.cmattn import class_balanced_variances
 from ..network.hsam import HSAM
 from ..network.lora import LoRAQKV, apply_lora, last_blocks
@@ -46,6 +47,11 @@ class BaseModel:
     @property
     def orientation(self) -> str:
         return self.card.get("canonical_orientation", DEFAULT_ORIENTATION) if self.card else DEFAULT_ORIENTATION
+
+    @property
+    def slice_field(self) -> str:
+        """A base model's field (its cases were shown to it that way); square for a new model."""
+        return slice_field_of(self.card)
 
 
 def resolve_base(base: str) -> BaseModel:

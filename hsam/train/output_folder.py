@@ -115,7 +115,7 @@ def training_card(model, settings: TrainSettings, data: PreparedData, backbone_w
                      title=f"H-SAM fine-tuned on {len(data.train_cases)} cases",
                      description=f"Fine-tuned from {training['base_model']} with hsam train.",
                      normalization=base.normalization(settings.modality), canonical_orientation=base.orientation,
-                     metrics=metrics, training=training,
+                     slice_field=base.slice_field, metrics=metrics, training=training,
                      class_statistics=class_statistics(data, noise_variance))
 
 

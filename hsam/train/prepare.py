@@ -56,7 +56,8 @@ def prepare_data(settings: TrainSettings, log: Callable[[str], None]) -> Prepare
         raise TrainingError(str(exc)) from None
     train_cases, val_cases = split_cases(cases, settings.val_cases, settings.seed, settings.no_validation)
     log(f"{len(train_cases)} training cases, {len(val_cases)} validation cases; reading and checking them")
-    volumes = load_cases(train_cases + val_cases, label_map, base.normalization(settings.modality), base.orientation)
+    volumes = load_cases(train_cases + val_cases, label_map, base.normalization(settings.modality), base.orientation,
+                         base.slice_field)
     train_volumes, val_volumes = volumes[:len(train_cases)], volumes[len(train_cases):]
     train_slices = pick_slices(train_volumes, settings.slice_fraction, settings.empty_slice_fraction, settings.seed)
     counts = train_slices.class_counts(label_map.num_classes)

@@ -1,17 +1,21 @@
 """Case-level cross-validation over the 12 BTCV cases and the paper's Table 4 ablation, with `hsam` as a user runs it.
 
     python benchmarks/default_model/crossval.py --work /tmp/hsam-crossval [--recipe RECIPE]
-        [--variants all stage1 ...] [--folds 0 1]
+        [--variants all stage1 ...] [--folds 0 1] [--slice-smoothing W]
 
 RECIPE is one of ``RECIPES`` below: default, epoch-weights, organ-jitter, lora-blocks or short.
 
-For every variant and fold: ``hsam train`` on the fold's training cases (LiteMedSAM encoder, frozen or with LoRA in
-its last blocks; the few-shot slice protocol), then ``hsam evaluate`` of the trained model on the fold's test cases (whole volumes, 3D Dice and
-HD95). Every case is a test case in exactly one fold and never trains or selects the model of that fold. All
+For every variant and fold: ``hsam train`` on the fold's training cases (LiteMedSAM encoder, frozen or with LoRA
+in its last blocks; the few-shot slice protocol), then ``hsam evaluate`` of the trained model on the fold's test
+cases (whole volumes, 3D Dice and HD95). Every case is a test case in exactly one fold and never trains or selects the model of that fold. All
 variants use the same folds, slices, seed and number of steps; only the decoder differs.
 
 Both commands share one ``--embedding-store``, so each slice is encoded once for all runs. Finished runs are
 skipped, so the script can be stopped and started again. ``report.py`` turns the results into the report.
+
+``--slice-smoothing W`` also evaluates every trained model with ``hsam evaluate --slice-smoothing W`` (into
+``eval-smoothing-W``; the decoders only, the embeddings come from the store) and prints the paired difference per
+case against the plain evaluation.
 """
 from __future__ import annotations
 
@@ -108,13 +112,43 @@ def run_one(work: Path, recipe: str, variant: str, fold: int) -> None:
         timing["train_s"] = hsam(["train", "--cases", str(manifest), "--out", str(model), "--id",
                                   f"cv-{variant}-fold{fold}", "--embedding-store", store, *RECIPES[recipe],
                                   *VARIANTS[variant], *resume], log)
-    _, _, test = fold_cases(fold)
-    timing["evaluate_s"] = hsam(["evaluate", str(model), "--images", *[str(DATA / f"{c}_ct.nii.gz") for c in test],
-                                 "--labels", *[str(DATA / f"{c}_label.nii.gz") for c in test],
-                                 "--label-map", str(LABEL_MAP), "--device", "cpu", "--embedding-store", store,
-                                 "--out", str(run_dir / "eval")], log)
+    timing["evaluate_s"] = evaluate(work, run_dir, fold, "eval", [])
     (run_dir / "timing.json").write_text(json.dumps(timing))
     print(f"{recipe} {variant} fold {fold}: " + ", ".join(f"{k} {v:.0f}" for k, v in timing.items()), flush=True)
+
+
+def evaluate(work: Path, run_dir: Path, fold: int, name: str, options: List[str]) -> float:
+    _, _, test = fold_cases(fold)
+    return hsam(["evaluate", str(run_dir / "model"), "--images", *[str(DATA / f"{c}_ct.nii.gz") for c in test],
+                 "--labels", *[str(DATA / f"{c}_label.nii.gz") for c in test], "--label-map", str(LABEL_MAP),
+                 "--device", "cpu", "--embedding-store", str(work / "embedding-store"),
+                 "--out", str(run_dir / name), *options], run_dir / "log.txt")
+
+
+def case_means(metrics: Path) -> Dict[str, float]:
+    dice: Dict[str, List[float]] = {}
+    for line in metrics.read_text().splitlines()[1:]:
+        case, _, value = line.split(",")[:3]
+        dice.setdefault(case, []).append(float(value))
+    return {case: sum(v) / len(v) for case, v in dice.items()}
+
+
+def compare_smoothing(work: Path, recipe: str, variant: str, folds: List[int], weight: float) -> None:
+    """Evaluates the trained models again with --slice-smoothing and prints the paired difference per case."""
+    name = f"eval-smoothing-{weight:g}"
+    deltas = []
+    for fold in folds:
+        run_dir = run_dir_of(work, recipe, variant, fold)
+        if not (run_dir / name / "metrics.csv").is_file():
+            evaluate(work, run_dir, fold, name, ["--slice-smoothing", str(weight)])
+        plain, smoothed = case_means(run_dir / "eval" / "metrics.csv"), case_means(run_dir / name / "metrics.csv")
+        for case in plain:
+            deltas.append(smoothed[case] - plain[case])
+            print(f"{case}: {plain[case]:.3f} -> {smoothed[case]:.3f}")
+    mean = sum(deltas) / len(deltas)
+    spread = (sum((d - mean) ** 2 for d in deltas) / len(deltas)) ** 0.5
+    print(f"{variant}, --slice-smoothing {weight:g}: {100 * mean:+.1f} +- {100 * spread:.1f} points paired over "
+          f"{len(deltas)} cases, better on {sum(d > 0 for d in deltas)}")
 
 
 def main() -> None:
@@ -123,12 +157,17 @@ def main() -> None:
     parser.add_argument("--recipe", default="default", choices=list(RECIPES))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--folds", nargs="+", type=int, default=list(range(FOLDS)))
+    parser.add_argument("--slice-smoothing", type=float, metavar="W",
+                        help="also evaluate with hsam evaluate --slice-smoothing W and compare, paired per case")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for fold in args.folds:  # fold by fold, so that a partial run still compares variants on the same cases
         for variant in args.variants:
             run_one(work, args.recipe, variant, fold)
+    if args.slice_smoothing:
+        for variant in args.variants:
+            compare_smoothing(work, args.recipe, variant, args.folds, args.slice_smoothing)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,30 @@ def test_organ_levels_move_each_organ_to_a_random_level_and_keep_its_texture():
     assert AugmentSettings().organ_levels_p == 0.0
 
 
+def test_coarse_views_blur_the_image_as_larger_pixels_would_and_keep_the_labels():
+    from hsam.train.augment import coarser_pixels
+
+    image = np.zeros((64, 64), np.float32)
+    image[20:44, 16:48] = 1.0
+    label = (image > 0).astype(np.uint8)
+    for factor in (1.5, 3.0):
+        out = coarser_pixels(image, factor)
+        assert out.shape == image.shape and out.dtype == np.float32
+        assert abs(out.mean() - image.mean()) < 0.01  # intensities are averaged, not lost
+        edge = out[32, 10:22]
+        assert 0.1 < edge.max() - edge.min() and ((edge > 0.05) & (edge < 0.95)).sum() >= int(factor)  # soft edge
+    assert np.abs(coarser_pixels(image, 3.0) - image).mean() > np.abs(coarser_pixels(image, 1.5) - image).mean()
+    settings = AugmentSettings(rotate_p=0, scale_p=0, elastic_p=0, coarse_p=1.0)
+    out_image, out_label = augment_slice(image, label, np.random.default_rng(1), settings)
+    assert np.array_equal(out_label, label) and not np.array_equal(out_image, image)
+    # Off by default and drawn last: views made without it stay what they were.
+    plain = AugmentSettings(organ_jitter=0.2)
+    np.testing.assert_array_equal(
+        augment_slice(image, label, np.random.default_rng(4), plain)[0],
+        augment_slice(image, label, np.random.default_rng(4), AugmentSettings(organ_jitter=0.2, coarse_p=0.0))[0])
+    assert AugmentSettings().coarse_p == 0.0
+
+
 def _volume(name, depth=40, organ_slices=range(10, 30)):
     image = np.random.default_rng(0).random((depth, 32, 32), dtype=np.float32)
     label = np.zeros((depth, 32, 32), dtype=np.uint8)
@@ -201,6 +225,9 @@ def test_stage_weights_over_is_a_cli_flag_and_is_checked(tmp_path):
     assert over().organ_levels == 0.0 and over("--organ-levels", "0.5").organ_levels == 0.5
     with pytest.raises(TrainingError, match="--organ-levels must be in"):
         TrainSettings(out=str(tmp_path), organ_levels=1.5).validate()
+    assert over().coarse_views == 0.0 and over("--coarse-views", "0.3").coarse_views == 0.3
+    with pytest.raises(TrainingError, match="--coarse-views must be in"):
+        TrainSettings(out=str(tmp_path), coarse_views=2.0).validate()
 
 
 def test_a_state_from_before_a_setting_existed_resumes_with_what_it_was_trained_with(tmp_path):
@@ -211,6 +238,6 @@ def test_a_state_from_before_a_setting_existed_resumes_with_what_it_was_trained_
 
     old = {"lr": 0.002}
     check_same_settings(old, {"lr": 0.002, "ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0,
-                              "lora_blocks": 0, "organ_levels": 0.0}, tmp_path)
+                              "lora_blocks": 0, "organ_levels": 0.0, "coarse_views": 0.0}, tmp_path)
     with pytest.raises(TrainingError, match="stage_weights_over: 'epochs' then, 'run' now"):
         check_same_settings(old, {"lr": 0.002, "ema": 0.0, "stage_weights_over": "run"}, tmp_path)

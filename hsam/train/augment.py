@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 import numpy as np
-from scipy.ndimage import gaussian_filter, map_coordinates
+from scipy.ndimage import gaussian_filter, map_coordinates, zoom
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,8 @@ class AugmentSettings:
     organ_jitter_p: float = 0.5
     organ_edge_sigma: float = 1.0  # pixels: the shift fades in across an organ's edge, as partial volume does
     organ_levels_p: float = 0.0  # chance that each organ's mean moves to a random level in [0, 1]; 0: off
+    coarse_p: float = 0.0  # chance that a view is shown at coarser pixels (blurred, as a low-resolution scan); 0: off
+    coarse_range: Tuple[float, float] = (1.5, 4.0)  # how many times coarser
 
 
 def augment_slice(image: np.ndarray, label: np.ndarray, rng: np.random.Generator,
@@ -70,7 +72,21 @@ def augment_slice(image: np.ndarray, label: np.ndarray, rng: np.random.Generator
         image = _random_organ_levels(image, label, rng, settings)
     if settings.intensity_jitter and jitter < 0.5:
         image = np.clip(image * contrast + brightness, 0.0, 1.0).astype(np.float32)
+    if settings.coarse_p > 0 and rng.random() < settings.coarse_p:
+        image = coarser_pixels(image, float(np.exp(rng.uniform(*np.log(settings.coarse_range)))))
     return image, label
+
+
+def coarser_pixels(image: np.ndarray, factor: float) -> np.ndarray:
+    """The slice as a scan with ``factor`` times larger pixels shows it after ``hsam segment`` resizes it back:
+    each coarse pixel averages its area (a Gaussian of that width, then sampling), and the coarse slice is
+    interpolated linearly to the original size. A 3 mm CT resized to the model input looks like this."""
+    h, w = image.shape
+    blurred = gaussian_filter(image, sigma=0.4 * factor, mode="nearest")
+    small = zoom(blurred, (max(2, round(h / factor)) / h, max(2, round(w / factor)) / w), order=1, mode="nearest",
+                 grid_mode=True)
+    return zoom(small, (h / small.shape[0], w / small.shape[1]), order=1, mode="nearest",
+                grid_mode=True).astype(np.float32)
 
 
 def _shift_organs(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, settings: AugmentSettings

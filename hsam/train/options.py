@@ -166,6 +166,10 @@ class TrainOptions:
                                  "mean intensity to a random level in [0, 1], texture kept (domain randomisation), so "
                                  "a structure far darker or brighter than in the training scans is still found; 0 "
                                  "(default): off")
+    coarse_views: float = option(0.0, "cases", bounds=UNIT, metavar="P", result=True,
+                                 help="also show a share P of the augmented views at 1.5-4x coarser pixels (blurred "
+                                 "as a low-resolution scan looks once resized to the model input), so scans with "
+                                 "larger pixels than the training scans are still read; 0 (default): off")
     # Model. A model directory as --base keeps its own architecture: the rest of this group is for new models.
     base: str = option("litemedsam", "model", result=True,
                        help="model directory or installed id to fine-tune, or a backbone for a new model: "

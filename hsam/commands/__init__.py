@@ -2,11 +2,15 @@
 import argparse
 
 
-def add_slice_smoothing(parser: argparse.ArgumentParser) -> None:
-    """The option shared by the commands that segment (hsam/infer/slice_smoothing.py)."""
+def add_slice_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by the commands that segment (hsam/infer/slice_smoothing.py, hsam/infer/box_prompts.py)."""
     parser.add_argument("--slice-smoothing", type=_smoothing_weight, default=0.0, metavar="W",
                         help="mix each slice's class probabilities with the slices above and below, weight W each "
                         "(0 to below 0.5; default 0: off)")
+    parser.add_argument("--box-prompts", type=_box_weight, default=0.0, metavar="W",
+                        help="mix in, with weight W, the answer of LiteMedSAM's own box-prompted decoder for the box "
+                        "of each organ found on a slice (0 to 1; 1: that decoder alone; default 0: off; LiteMedSAM "
+                        "models only)")
 
 
 def _smoothing_weight(text: str) -> float:
@@ -16,4 +20,14 @@ def _smoothing_weight(text: str) -> float:
         weight = float("nan")
     if not 0.0 <= weight < 0.5:
         raise argparse.ArgumentTypeError(f"must be a number from 0 to below 0.5, not {text!r}")
+    return weight
+
+
+def _box_weight(text: str) -> float:
+    try:
+        weight = float(text)
+    except ValueError:
+        weight = float("nan")
+    if not 0.0 <= weight <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text!r}")
     return weight

@@ -14,7 +14,7 @@ from typing import Dict, List
 import numpy as np
 import SimpleITK as sitk
 
-from . import add_slice_smoothing
+from . import add_slice_options
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 
@@ -112,7 +112,7 @@ def _model_predictions(args: argparse.Namespace, images: List[Path], reporter, l
     # On a CPU one slice per pass is as fast as larger batches and needs far less memory (as in hsam segment).
     batch_size = args.batch_size or (8 if device.type == "cuda" else 1)
     predictor = SlicePredictor(model, device, batch_size, log, embedding_store=args.embedding_store,
-                                slice_smoothing=args.slice_smoothing)
+                                slice_smoothing=args.slice_smoothing, box_prompts=args.box_prompts)
     slices = [axial_slices(p) for p in images]
     log(f"model loaded in {time.monotonic() - started:.0f} s; segmenting {len(images)} case(s), "
                  f"{sum(slices)} slices, {batch_size} slice(s) per pass on {device}")
@@ -200,7 +200,7 @@ def register(sub) -> None:
                    "out-of-memory; 1 on a CPU)")
     p.add_argument("--progress", choices=["tqdm", "jsonl"], default="tqdm", help="jsonl: one JSON event per line")
     p.add_argument("--no-postprocess", action="store_true")
-    add_slice_smoothing(p)
+    add_slice_options(p)
     p.add_argument("--embedding-store", metavar="DIR", help="keep the encoder's image embeddings in DIR and reuse "
                    "them: models that share a frozen encoder (e.g. trained with --freeze-encoder on one base) then "
                    "encode each image once")

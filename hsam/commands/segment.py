@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 from ..io.volume import VolumeError
 from ..progress import EXIT_ERROR, Reporter, make_reporter
 from ..stop import EXIT_STOPPED, StopRequest, StopRequested
-from . import add_slice_smoothing
+from . import add_slice_options
 from .segment_plan import Job, Plan, plan_jobs, shard_jobs
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def _segment_share(args: argparse.Namespace, plan: Plan, share: List[Tuple[int, 
     # On a CPU one slice per pass is as fast as larger batches (measured: docs/inference.md) and needs less RAM.
     batch_size = args.batch_size or (8 if device.type == "cuda" else 1)
     predictor = SlicePredictor(model, device, batch_size, reporter.log, args.precision,
-                                slice_smoothing=args.slice_smoothing)
+                                slice_smoothing=args.slice_smoothing, box_prompts=args.box_prompts)
     # One bad volume among several, or in any process's share, must not stop the others: it is reported and the
     # exit status says so. A single volume in a single process fails the command as it is.
     keep_going = plan.batch or rank is not None
@@ -194,7 +194,7 @@ def register(sub) -> None:
                    "(avx512_bf16 or amx_bf16 in /proc/cpuinfo), fp32 elsewhere")
     p.add_argument("--organs", nargs="+", help="only these organs (names from the model card)")
     p.add_argument("--no-postprocess", action="store_true", help="keep every island (default: largest per organ)")
-    add_slice_smoothing(p)
+    add_slice_options(p)
     p.add_argument("--uncertainty", help="also write a per-voxel uncertainty map (entropy of fused probabilities; "
                    ".nii.gz, .nrrd or .mha); for several inputs any value turns it on, with maps named "
                    "<input>_uncertainty.nii.gz")

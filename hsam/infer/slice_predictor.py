@@ -18,6 +18,8 @@ from ..io.slice_field import Padding, field_padding, slice_field_of
 from ..io.slices import slices_to_batch
 from ..network.fused_attention import use_fused_attention
 from ..precision import inference_autocast_dtype
+from ..network.box_decoder import load_litemedsam_box_decoder
+from .box_prompts import BoxPrompts
 from .device import is_out_of_memory
 from .embedding_store import EmbeddingStore, StoredEncoder
 from .inference_model import prepare_for_inference
@@ -35,8 +37,14 @@ class SlicePredictor:
 
     def __init__(self, model, device: torch.device, batch_size: int = 8,
                  log: Optional[Callable[[str], None]] = None, precision: str = "auto",
-                 embedding_store: Optional[str] = None, slice_smoothing: float = 0.0) -> None:
+                 embedding_store: Optional[str] = None, slice_smoothing: float = 0.0,
+                 box_prompts: float = 0.0) -> None:
         self.slice_smoothing = slice_smoothing
+        if box_prompts and model.backbone.name != "litemedsam":
+            raise ValueError(f"--box-prompts needs a model on the LiteMedSAM backbone (its box-prompted decoder); "
+                             f"this model is on {model.backbone.name}: leave --box-prompts out")
+        self.box_prompts = BoxPrompts(load_litemedsam_box_decoder().to(device), box_prompts) \
+            if box_prompts else None
         self.model = model.to(device).eval()
         self.device = device
         self.amp_dtype = inference_autocast_dtype(device, precision)
@@ -64,10 +72,13 @@ class SlicePredictor:
         batch = slices_to_batch(scaled, self.model.img_size).to(self.device)
         if self.device.type == "cpu":
             batch = batch.contiguous(memory_format=torch.channels_last)
-        fused = self.model.predict_logits(batch)["fused"]
+        out = self.model.predict_logits(batch)
+        fused = out["fused"]
         # Class last (NHWC) on every step: softmax, resize and argmax then run over contiguous memory. The argmax
         # over dim 1 of an NCHW tensor alone took 30-50 ms per 512x512 slice on a CPU, more than the rest together.
         probs = torch.softmax(fused.float().permute(0, 2, 3, 1).contiguous(), dim=-1).permute(0, 3, 1, 2)
+        if self.box_prompts is not None:
+            probs = self.box_prompts.refine(out["embedding"], probs)
         if probs.shape[-2:] != scaled.shape[-2:]:
             probs = F.interpolate(probs, size=scaled.shape[-2:], mode="bilinear", align_corners=False)
         return padding.crop(probs)

@@ -164,13 +164,6 @@ def load_pretrained(backbone: Backbone, path: Optional[PathLike] = None,
 
 def _check_litemedsam_decoder(decoder: Dict[str, torch.Tensor], path: PathLike) -> None:
     """The LiteMedSAM file must also hold SAM's full prompt encoder and mask decoder (435 keys in all)."""
-    from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
+    from .box_decoder import litemedsam_box_decoder, load_decoder_state
 
-    reference = nn.Module()
-    reference.prompt_encoder = PromptEncoder(embed_dim=256, image_embedding_size=(64, 64),
-                                             input_image_size=(256, 256), mask_in_chans=16)
-    reference.mask_decoder = MaskDecoder(num_multimask_outputs=3, transformer_dim=256, iou_head_depth=3,
-                                         iou_head_hidden_dim=256,
-                                         transformer=TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048,
-                                                                       num_heads=8))
-    load_strict(reference, decoder, path, "LiteMedSAM prompt encoder / mask decoder")
+    load_decoder_state(litemedsam_box_decoder(), decoder, path)

@@ -47,14 +47,14 @@ class HSAM(nn.Module):
         """images (B, 3, S, S) normalised per the model card; labels (B, H, W) only for CMAttn's training noise.
 
         Returns logits: "stage1" (B, C, 4h, 4w), "stage2" (B, C, full) and "fused" (B, C, S, S); without stage 2,
-        "stage2" is absent and "fused" is stage 1 resized to S.
+        "stage2" is absent and "fused" is stage 1 resized to S. "embedding" is the backbone's (B, D, h, w).
         """
         embedding = self.backbone(images)
         size = embedding.shape[-1]
         image_pe = self.prompt.image_pe(size)
         dense = self.prompt.dense(size)
         s1 = self.stage1(embedding, image_pe, dense)
-        out = {"stage1": s1.logits}
+        out = {"stage1": s1.logits, "embedding": embedding}
         if self.stage2 is None:
             out["fused"] = _resize(s1.logits, self.img_size)
             return out

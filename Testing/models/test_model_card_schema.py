@@ -55,6 +55,9 @@ BROKEN = [
     ({"id": "../evil"}, "id"),
     ({"version": 3}, "version"),
     ({"canonical_orientation": "LLS"}, "canonical_orientation"),
+    ({"inference": {"slice_smoothing": 0.5}}, "inference.slice_smoothing"),
+    ({"inference": {"box_prompts": 2}}, "inference.box_prompts"),
+    ({"inference": {"smoothing": 0.2}}, "inference"),
 ]
 
 

@@ -70,3 +70,25 @@ def test_predictor_labels_are_the_argmax_of_the_mixed_probabilities():
         smoothed = SlicePredictor(copy.deepcopy(model), torch.device("cpu"), batch_size=batch, precision="fp32", slice_smoothing=0.25)
         labels, _ = smoothed.predict(volume)
         np.testing.assert_array_equal(labels, expected)
+
+
+def test_the_model_cards_inference_options_apply_unless_given_others():
+    model = hsam.build_hsam(hsam.HSAMConfig(backbone="litemedsam_tiny"), "random", seed=3).eval()
+    model.card = {"normalization": {"kind": "ct_window", "window": [-125, 275]}}
+    volume = np.random.default_rng(0).normal(40, 120, size=(6, 40, 48)).astype(np.float32)
+
+    def labels(card_inference, given):
+        copied = copy.deepcopy(model)
+        copied.card = dict(model.card, inference=card_inference)
+        return SlicePredictor(copied, torch.device("cpu"), batch_size=2, precision="fp32",
+                              slice_smoothing=given).predict(volume).labels
+
+    smoothed, plain = labels({}, 0.25), labels({}, None)
+    assert (smoothed != plain).any()
+    np.testing.assert_array_equal(labels({"slice_smoothing": 0.25}, None), smoothed)  # the card's value
+    np.testing.assert_array_equal(labels({"slice_smoothing": 0.25}, 0.0), plain)  # given: wins, even 0
+    logged = []
+    copied = copy.deepcopy(model)
+    copied.card = dict(model.card, inference={"slice_smoothing": 0.25})
+    SlicePredictor(copied, torch.device("cpu"), log=logged.append)
+    assert logged == ["inference options: --slice-smoothing 0.25"]

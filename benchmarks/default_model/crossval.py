@@ -1,7 +1,7 @@
 """Case-level cross-validation over the 12 BTCV cases and the paper's Table 4 ablation, with `hsam` as a user runs it.
 
     python benchmarks/default_model/crossval.py --work /tmp/hsam-crossval [--recipe RECIPE]
-        [--variants all stage1 ...] [--folds 0 1] [--slice-smoothing W]
+        [--variants all stage1 ...] [--folds 0 1] [--slice-smoothing W] [--box-prompts W]
 
 RECIPE is one of ``RECIPES`` below: default, epoch-weights, organ-jitter, lora-blocks, all-slices or short.
 
@@ -13,9 +13,9 @@ variants use the same folds, slices, seed and number of steps; only the decoder 
 Both commands share one ``--embedding-store``, so each slice is encoded once for all runs. Finished runs are
 skipped, so the script can be stopped and started again. ``report.py`` turns the results into the report.
 
-``--slice-smoothing W`` also evaluates every trained model with ``hsam evaluate --slice-smoothing W`` (into
-``eval-smoothing-W``; the decoders only, the embeddings come from the store) and prints the paired difference per
-case against the plain evaluation.
+``--slice-smoothing W`` and ``--box-prompts W`` also evaluate every trained model with those ``hsam evaluate``
+options (each alone, and both together; into ``eval-slice-smoothing-W`` etc.: the decoders only, the embeddings
+come from the store) and print the paired difference per case against the plain evaluation.
 """
 from __future__ import annotations
 
@@ -153,22 +153,29 @@ def case_means(metrics: Path) -> Dict[str, float]:
     return {case: sum(v) / len(v) for case, v in dice.items()}
 
 
-def compare_smoothing(work: Path, recipe: str, variant: str, folds: List[int], weight: float) -> None:
-    """Evaluates the trained models again with --slice-smoothing and prints the paired difference per case."""
-    name = f"eval-smoothing-{weight:g}"
+def compare_options(work: Path, recipe: str, variant: str, folds: List[int], options: List[str]) -> None:
+    """Evaluates the trained models again with inference ``options`` and prints the paired difference per case."""
+    name = "eval" + "".join(f"-{o.lstrip('-')}" for o in options)
     deltas = []
     for fold in folds:
         run_dir = run_dir_of(work, recipe, variant, fold)
         if not (run_dir / name / "metrics.csv").is_file():
-            evaluate(work, run_dir, fold, name, ["--slice-smoothing", str(weight)])
-        plain, smoothed = case_means(run_dir / "eval" / "metrics.csv"), case_means(run_dir / name / "metrics.csv")
+            evaluate(work, run_dir, fold, name, options)
+        plain, changed = case_means(run_dir / "eval" / "metrics.csv"), case_means(run_dir / name / "metrics.csv")
         for case in plain:
-            deltas.append(smoothed[case] - plain[case])
-            print(f"{case}: {plain[case]:.3f} -> {smoothed[case]:.3f}")
+            deltas.append(changed[case] - plain[case])
+            print(f"{case}: {plain[case]:.3f} -> {changed[case]:.3f}")
     mean = sum(deltas) / len(deltas)
     spread = (sum((d - mean) ** 2 for d in deltas) / len(deltas)) ** 0.5
-    print(f"{variant}, --slice-smoothing {weight:g}: {100 * mean:+.1f} +- {100 * spread:.1f} points paired over "
+    print(f"{variant}, {' '.join(options)}: {100 * mean:+.1f} +- {100 * spread:.1f} points paired over "
           f"{len(deltas)} cases, better on {sum(d > 0 for d in deltas)}")
+
+
+def option_sets(args: argparse.Namespace) -> List[List[str]]:
+    """Each inference option alone, and all of them together when there are several."""
+    sets = [[flag, str(value)] for flag, value in (("--slice-smoothing", args.slice_smoothing),
+                                                   ("--box-prompts", args.box_prompts)) if value]
+    return sets + ([[o for s in sets for o in s]] if len(sets) > 1 else [])
 
 
 def main() -> None:
@@ -179,15 +186,18 @@ def main() -> None:
     parser.add_argument("--folds", nargs="+", type=int, default=list(range(FOLDS)))
     parser.add_argument("--slice-smoothing", type=float, metavar="W",
                         help="also evaluate with hsam evaluate --slice-smoothing W and compare, paired per case")
+    parser.add_argument("--box-prompts", type=float, metavar="W",
+                        help="also evaluate with hsam evaluate --box-prompts W and compare (with --slice-smoothing: "
+                        "each alone and both)")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     for fold in args.folds:  # fold by fold, so that a partial run still compares variants on the same cases
         for variant in args.variants:
             run_one(work, args.recipe, variant, fold)
-    if args.slice_smoothing:
+    for options in option_sets(args):
         for variant in args.variants:
-            compare_smoothing(work, args.recipe, variant, args.folds, args.slice_smoothing)
+            compare_options(work, args.recipe, variant, args.folds, options)
 
 
 if __name__ == "__main__":

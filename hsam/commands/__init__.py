@@ -4,13 +4,13 @@ import argparse
 
 def add_slice_options(parser: argparse.ArgumentParser) -> None:
     """The options shared by the commands that segment (hsam/infer/slice_smoothing.py, hsam/infer/box_prompts.py)."""
-    parser.add_argument("--slice-smoothing", type=_smoothing_weight, default=0.0, metavar="W",
+    parser.add_argument("--slice-smoothing", type=_smoothing_weight, metavar="W",
                         help="mix each slice's class probabilities with the slices above and below, weight W each "
-                        "(0 to below 0.5; default 0: off)")
-    parser.add_argument("--box-prompts", type=_box_weight, default=0.0, metavar="W",
+                        "(0 to below 0.5; default: the model card's, else 0: off)")
+    parser.add_argument("--box-prompts", type=_box_weight, metavar="W",
                         help="mix in, with weight W, the answer of LiteMedSAM's own box-prompted decoder for the box "
-                        "of each organ found on a slice (0 to 1; 1: that decoder alone; default 0: off; LiteMedSAM "
-                        "models only)")
+                        "of each organ found on a slice (0 to 1; 1: that decoder alone; LiteMedSAM models only; "
+                        "default: the model card's, else 0: off)")
 
 
 def _smoothing_weight(text: str) -> float:

@@ -32,17 +32,26 @@ class SliceResult(NamedTuple):
     uncertainty: Optional[np.ndarray]  # (k, j, i) float32 entropy of the fused probabilities, or None
 
 
+def card_option(card: Optional[Dict[str, Any]], name: str, given: Optional[float]) -> float:
+    """An inference option as given, else the model card's ``inference`` value, else 0 (off)."""
+    if given is not None:
+        return float(given)
+    return float(((card or {}).get("inference") or {}).get(name, 0.0))
+
+
 class SlicePredictor:
     """Owns ``model`` from here on: it is moved to ``device`` and rewritten for inference (inference_model.py)."""
 
     def __init__(self, model, device: torch.device, batch_size: int = 8,
                  log: Optional[Callable[[str], None]] = None, precision: str = "auto",
-                 embedding_store: Optional[str] = None, slice_smoothing: float = 0.0,
-                 box_prompts: float = 0.0) -> None:
-        self.slice_smoothing = slice_smoothing
+                 embedding_store: Optional[str] = None, slice_smoothing: Optional[float] = None,
+                 box_prompts: Optional[float] = None) -> None:
+        # None: as the model card's "inference" says (what the model was validated with), else off.
+        self.slice_smoothing = card_option(model.card, "slice_smoothing", slice_smoothing)
+        box_prompts = card_option(model.card, "box_prompts", box_prompts)
         if box_prompts and model.backbone.name != "litemedsam":
-            raise ValueError(f"--box-prompts needs a model on the LiteMedSAM backbone (its box-prompted decoder); "
-                             f"this model is on {model.backbone.name}: leave --box-prompts out")
+            raise ValueError(f"box prompts need a model on the LiteMedSAM backbone (its box-prompted decoder); "
+                             f"this model is on {model.backbone.name}: pass --box-prompts 0")
         self.box_prompts = BoxPrompts(load_litemedsam_box_decoder().to(device), box_prompts) \
             if box_prompts else None
         self.model = model.to(device).eval()
@@ -56,6 +65,10 @@ class SlicePredictor:
             match_threads_to_cores()
         self.batch_size = max(1, int(batch_size))
         self.log = log or (lambda _: None)
+        active = [f"{name} {value:g}" for name, value in (("--slice-smoothing", self.slice_smoothing),
+                                                            ("--box-prompts", box_prompts)) if value]
+        if active:
+            self.log("inference options: " + ", ".join(active))
         self.normalization: Dict[str, Any] = model.card["normalization"]
         self.slice_field = slice_field_of(model.card)
 

@@ -13,21 +13,20 @@ def add_slice_options(parser: argparse.ArgumentParser) -> None:
                         "default: the model card's, else 0: off)")
 
 
-def _smoothing_weight(text: str) -> float:
+def _weight(text: str, high: float, high_included: bool) -> float:
     try:
         weight = float(text)
     except ValueError:
         weight = float("nan")
-    if not 0.0 <= weight < 0.5:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to below 0.5, not {text!r}")
+    if not (0.0 <= weight <= high if high_included else 0.0 <= weight < high):
+        below = "" if high_included else "below "
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to {below}{high:g}, not {text!r}")
     return weight
+
+
+def _smoothing_weight(text: str) -> float:
+    return _weight(text, 0.5, high_included=False)
 
 
 def _box_weight(text: str) -> float:
-    try:
-        weight = float(text)
-    except ValueError:
-        weight = float("nan")
-    if not 0.0 <= weight <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, not {text!r}")
-    return weight
+    return _weight(text, 1.0, high_included=True)

@@ -58,12 +58,13 @@ class BoxPrompts:
         self.weight = weight
 
     def refine(self, embeddings: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        """embeddings (B, D, h, w) and H-SAM's probabilities (B, C, S, S) at the decoder's input size S."""
+        """embeddings (B, D, h, w) and H-SAM's probabilities (B, C, S, S) at the decoder's input size S; the
+        probabilities are replaced in place and returned."""
         size = self.decoder.input_size
         if probs.shape[-1] != size or probs.shape[-2] != size:
             raise ValueError(f"box prompts need probabilities at {size} x {size}, got {tuple(probs.shape[-2:])}")
         labels = probs.argmax(1).to(torch.uint8).cpu().numpy()
-        out = probs.clone()
+        out = probs  # mixed in place, slice by slice: the caller's probabilities are a fresh tensor
         for b in range(len(probs)):
             organs, boxes = organ_boxes(labels[b], probs.shape[1])
             if not organs:

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from ..io.normalize import intensity_range, scale_to_unit
 from ..io.slice_field import Padding, field_padding, slice_field_of
 from ..io.slices import slices_to_batch
+from ..network.box_decoder import load_litemedsam_box_decoder
 from ..network.fused_attention import use_fused_attention
 from ..precision import inference_autocast_dtype
-from ..network.box_decoder import load_litemedsam_box_decoder
 from .box_prompts import BoxPrompts
 from .device import is_out_of_memory
 from .embedding_store import EmbeddingStore, StoredEncoder

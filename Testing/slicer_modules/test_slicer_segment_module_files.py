@@ -86,6 +86,9 @@ def test_every_widget_the_code_uses_is_in_the_ui_file(module):
         used = widgets_used(path, owner)
         assert used, f"no {owner}.ui.<widget> found in {path.name}"
         assert used <= ui_widget_names(module), sorted(used - ui_widget_names(module))
+    for path in (REPO / module / f"{module}Lib").glob("*.py"):  # the widget's mixins (HSAMTrain's case tables)
+        used = widgets_used(path, "self")
+        assert used <= ui_widget_names(module), (path.name, sorted(used - ui_widget_names(module)))
 
 
 @pytest.mark.parametrize("module", MODULES)

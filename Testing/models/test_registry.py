@@ -232,13 +232,13 @@ def test_catalog_models_that_are_not_here_say_what_to_do(home):
 def test_the_catalog_lists_the_bundled_model_as_its_card_says(home, capsys):
     entry = load_catalog()["hsam-abdomen-ct"]
     card = read_card(entry.path)
-    assert entry.version == card["version"] == "3"
+    assert entry.version == card["version"] == "3.1"
     assert list(entry.labels) == [label["name"] for label in card["labels"]] and len(entry.labels) == 8
     listed = next(m for m in json.loads(CATALOG_FILE.read_text())["models"] if m["id"] == "hsam-abdomen-ct")
     assert "version" not in listed and "labels" not in listed  # taken from the card, never copied
     assert main(["models", "list", "--progress", "jsonl"]) == 0
     row = next(r for r in json.loads(capsys.readouterr().out)["models"] if r["id"] == "hsam-abdomen-ct")
-    assert (row["version"], row["state"], len(row["labels"])) == ("3", "bundled", 8)
+    assert (row["version"], row["state"], len(row["labels"])) == ("3.1", "bundled", 8)
     assert main(["models", "info", "hsam-abdomen-ct"]) == 0
     out = capsys.readouterr().out
     assert "version: 3" in out and "labels: spleen, right kidney, left kidney" in out

@@ -37,7 +37,7 @@ def test_info_json_is_one_object_for_a_bug_report(home):
                           "last_log"]
     assert info["engine_version"] == hsam.__version__ and info["python"].startswith(sys.version.split()[0])
     assert isinstance(info["gpus"], list) and info["models_folder"] == str(home) and info["last_log"] is None
-    assert {"id": "hsam-abdomen-ct", "version": "3", "state": "bundled"} in info["models"]
+    assert {"id": "hsam-abdomen-ct", "version": "3.1", "state": "bundled"} in info["models"]
     logs = home / "logs"
     logs.mkdir(parents=True)
     (logs / "older.log").write_text("a")
@@ -51,7 +51,7 @@ def test_info_json_is_one_object_for_a_bug_report(home):
 def test_info_describes_the_default_model(home, capsys):
     assert main(["info"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("model hsam-abdomen-ct version 3, the default model: ")
+    assert lines[0].startswith("model hsam-abdomen-ct version 3.1, the default model: ")
     assert lines[1] == ("  labels: 1 spleen, 2 right kidney, 3 left kidney, 4 gallbladder, 5 liver, 6 stomach, "
                         "7 aorta, 8 pancreas")
 
@@ -66,4 +66,4 @@ def test_info_of_an_untrained_architecture_says_so(home, capsys):
 def test_list_shows_the_default_model_with_its_version_and_labels(home, capsys):
     assert main(["models", "list"]) == 0
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("hsam-abdomen-ct "))
-    assert line.split()[1:3] == ["3", "model"] and "bundled" in line and line.endswith("[8 labels]")
+    assert line.split()[1:3] == ["3.1", "model"] and "bundled" in line and line.endswith("[8 labels]")

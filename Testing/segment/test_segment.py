@@ -164,6 +164,8 @@ def test_default_model_is_bundled_and_works_offline(data_dir, tmp_path):
     result = subprocess.run([sys.executable, "-m", "hsam", "segment", str(small), "-o", str(tmp_path / "out.nii.gz"),
                              "--device", "cpu"], capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr
+    # The card's inference options, with no option given (benchmarks/default_model/bundle.py).
+    assert "inference options: --slice-smoothing 0.25, --box-prompts 0.5" in result.stdout + result.stderr
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "out.nii.gz")))
     truth = sitk.GetArrayFromImage(sitk.ReadImage(str(ct.with_name("case0026_label.nii.gz"))))[56:72]
     # The model's class values against the file's TransUNet values: right kidney, left kidney, liver, spleen.

@@ -35,10 +35,11 @@ LIMITATIONS = [
     "256x256 input: each axial slice is resized to 256x256, so thin structures lose detail at 512x512 source "
     "resolution.",
     "Frozen encoder, CPU training budget (630 steps): a starting point to correct and fine-tune on a site's own "
-    "cases, not a clinical tool. The gallbladder is the least reliable organ (Dice 0.58 on one of the two held-out "
-    "cases, 0 on 4 of the 12 cross-validation test cases), then the pancreas and the aorta.",
+    "cases, not a clinical tool. The gallbladder is the least reliable organ (Dice 0.65 on one of the two held-out "
+    "cases, below 0.05 on 5 of the 11 cross-validation test cases that have one), then the pancreas and the aorta.",
     "Contrast phase: a scan more strongly enhanced than the training cases can lose whole organs "
-    "(cross-validation: case0006, mean Dice 0.11 to 0.16).",
+    "(cross-validation: case0006, mean Dice 0.11 to 0.19), and the kidneys of an unenhanced scan can be taken for "
+    "gallbladder or background (case0023).",
     "Data origin: BTCV (Synapse multi-organ), research use only; not for clinical decisions.",
 ]
 

@@ -106,7 +106,9 @@ def main() -> int:
     if not cts:
         parser.error(f"no *_ct.nii.gz cases in {args.data}")
     previous_model = previous_pipeline.load(args.model)
-    predictor = SlicePredictor(load_model(args.model), torch.device("cpu"), batch_size=1, precision="bf16")
+    # The card's inference options off: the previous fp32 pipeline has none, and this isolates the precision.
+    predictor = SlicePredictor(load_model(args.model), torch.device("cpu"), batch_size=1, precision="bf16",
+                               slice_smoothing=0.0, box_prompts=0.0)
     print(f"{len(cts)} cases of {args.data}, {args.model}, {torch.get_num_threads()} threads, torch "
           f"{torch.__version__}", flush=True)
     rows = []

@@ -2,7 +2,8 @@
 
 - naive: what the released test code does per slice: cubic zoom to the model input, one slice per forward,
   fp32, LoRA not merged, autograd bookkeeping on (``torch.no_grad`` only).
-- ours: the ``hsam segment`` path: LoRA merged, batched slices, ``torch.inference_mode``; fp32 or bf16.
+- ours: the ``hsam segment`` path: LoRA merged, batched slices, ``torch.inference_mode``; fp32 or bf16; the model
+  card's inference options (box prompts, slice smoothing) off, as the naive loop has none.
 Reported: slices/s, the speed-up, peak resident memory (and GPU memory), achieved GFLOP/s against a matmul peak
 measured in the same run, and how many voxels get the same label as the naive loop.
 """
@@ -152,8 +153,10 @@ def run_benchmark(model, volume: np.ndarray, device: torch.device, batch_size: i
     keep_freed_memory()  # what the hsam commands do; the naive loop above ran with the allocator's defaults
     for precision in precisions:
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
-        # A predictor rewrites its model for its precision (weights stored in bf16 for bf16): a copy each.
-        predictor = SlicePredictor(copy.deepcopy(merged), device, batch_size, precision=precision)
+        # A predictor rewrites its model for its precision (weights stored in bf16 for bf16): a copy each. The
+        # card's inference options stay off: the naive loop has none, and this compares the forward path.
+        predictor = SlicePredictor(copy.deepcopy(merged), device, batch_size, precision=precision,
+                                   slice_smoothing=0.0, box_prompts=0.0)
         name = f"ours (batch {batch_size}, {precision}, merged)"
         labels = measure(name, dtype, lambda: predictor.predict(volume, on_progress=progress_of(name)).labels)
         rows[-1]["same_labels_as_naive"] = float(np.mean(labels == naive))

@@ -1,5 +1,7 @@
 """``hsam benchmark --end-to-end``: the whole ``hsam segment`` run, the previous pipeline and today's default, on
-one volume, side by side.
+one volume, side by side. When the model card names inference options (box prompts, slice smoothing) the default is
+also run with them off: that run shows that the speed-ups keep the previous labels, the default as a user runs it
+what the options cost and change.
 
 Each run is its own process, started the way a user starts it, and timed from start to exit (Python, imports,
 model loading, reading, orientation, normalisation, encoding, decoding, post-processing, writing); its peak
@@ -77,6 +79,18 @@ def default_command(volume: Path, out: Path, model: str) -> List[str]:
             "--device", "cpu"]
 
 
+def options_off_command(volume: Path, out: Path, model: str) -> List[str]:
+    return default_command(volume, out, model) + ["--slice-smoothing", "0", "--box-prompts", "0"]
+
+
+def card_inference(model: str) -> Dict[str, float]:
+    """The inference options the model card names (empty when none)."""
+    from ..models.card import read_card  # here, not above: model_dir imports torch, which the runs load themselves
+    from ..models.model_dir import resolve_model_dir
+
+    return {k: v for k, v in (read_card(resolve_model_dir(model)).get("inference") or {}).items() if v}
+
+
 def same_labels(a: Path, b: Path) -> float:
     return float(np.mean(sitk.GetArrayFromImage(sitk.ReadImage(str(a))) ==
                          sitk.GetArrayFromImage(sitk.ReadImage(str(b)))))
@@ -94,8 +108,12 @@ def run_end_to_end(volume: Path, model: str, work: Path, slices: Optional[int] =
     voxel_bytes = sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], image_info.GetPixelID())).itemsize
     input_mb = int(np.prod(size)) * voxel_bytes / 2 ** 20
     Path(source).read_bytes()  # into the page cache before either run
-    variants = [("previous (fp32, before the speed-ups)", previous_command, work / "previous.seg.nrrd"),
-                ("default", default_command, work / "default.seg.nrrd")]
+    variants = [("previous (fp32, before the speed-ups)", previous_command, work / "previous.seg.nrrd")]
+    options = card_inference(model)
+    if options:
+        variants.append(("default, inference options off", options_off_command, work / "options-off.seg.nrrd"))
+    variants.append(("default" + "".join(f", {k} {v:g}" for k, v in options.items()), default_command,
+                     work / "default.seg.nrrd"))
     times: Dict[str, List[float]] = {name: [] for name, _, _ in variants}
     peaks: Dict[str, float] = {name: 0.0 for name, _, _ in variants}
     for repeat in range(repeats):

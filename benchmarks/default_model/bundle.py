@@ -72,7 +72,8 @@ def main() -> None:
         source_card = read_card(Path(args.trained))
         model = hsam.load_model(args.trained, merge_lora=False)
         card = dict(source_card, id="hsam-abdomen-ct", version=VERSION,
-                    title="HSAM abdominal CT, 8 organs (LiteMedSAM)", description=DESCRIPTION, limitations=LIMITATIONS, license="Apache-2.0 (weights); "
+                    title="HSAM abdominal CT, 8 organs (LiteMedSAM)", description=DESCRIPTION, limitations=LIMITATIONS,
+                    license="Apache-2.0 (weights); "
                     "training data BTCV, research use", training_command=(HERE / "reproduce.sh").read_text(),
                     inference=INFERENCE)
         hsam.save_model(model, TARGET, card, dtype=torch.float16)

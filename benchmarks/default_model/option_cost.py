@@ -38,7 +38,8 @@ def main() -> None:
             for index, (name, options) in enumerate(RUNS.items()):
                 started = time.perf_counter()
                 subprocess.run([sys.executable, "-m", "hsam", "segment", str(image), "-o",
-                                str(Path(out) / f"result-{repeat}-{index}.nii.gz"), "--device", "cpu", "--progress", "jsonl", *options],
+                                str(Path(out) / f"result-{repeat}-{index}.nii.gz"), "--device", "cpu",
+                                "--progress", "jsonl", *options],
                                check=True, stdout=subprocess.DEVNULL)
                 best[name] = min(best[name], time.perf_counter() - started)
     print(f"{args.case}, hsam segment end to end on the CPU (fastest of {args.repeats}):")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from hsam.precision import (computes_bf16_natively, inference_autocast_dtype, requested_autocast_dtype,
-                            this_cpu_flags)
+from hsam.precision import (computes_bf16_natively, cpu_training_precision, inference_autocast_dtype,
+                            requested_autocast_dtype, this_cpu_flags)
 
 CPU = torch.device("cpu")
 CPUINFO = Path("/proc/cpuinfo")
@@ -30,6 +30,8 @@ def test_auto_is_bf16_exactly_on_cpus_with_native_bf16(flags, native):
     assert inference_autocast_dtype(CPU, "fp32", flags) is None
     assert inference_autocast_dtype(CPU, "bf16", flags) == torch.bfloat16
     assert requested_autocast_dtype(CPU, "auto") is None
+    # The benchmark recipes measured in bf16 ask for it only where it is not emulated.
+    assert cpu_training_precision(flags) == ("bf16" if native else "fp32")
 
 
 def test_an_unknown_precision_is_refused():

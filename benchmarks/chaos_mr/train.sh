@@ -16,5 +16,4 @@ LABEL_MAP="$HERE/label_map.json"
 exec "${PYTHON:-python}" "$HERE/../few_shot.py" --manifest "$HERE/manifest.json" --label-map "$LABEL_MAP" \
     --out "$OUT" --hsam "${HSAM:-hsam}" "$@" -- \
     --base "$BASE" --modality mr --id "hsam-abdomen-mr-from-${BASE}" --preset few-shot --early-stop 3 \
-    --precision bf16 \
     ${STORE:+--embedding-store "$STORE"}

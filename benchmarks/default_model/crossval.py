@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from hsam.precision import computes_bf16_natively, this_cpu_flags
+from hsam.precision import cpu_training_precision
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -53,7 +53,7 @@ VARIANTS: Dict[str, List[str]] = {
 # with 2 views. All: 15% of the slices, batch 8, lr 2e-3, seed 2345; the decoder trains in bf16 on CPUs that
 # compute it natively (avx512_bf16/amx_bf16: the runs reported so far) and in float32 elsewhere, where emulated bf16
 # is twice as slow (the encoder always runs in float32).
-DECODER_PRECISION = "bf16" if computes_bf16_natively(this_cpu_flags()) else "fp32"
+DECODER_PRECISION = cpu_training_precision()
 COMMON = ["--base", "litemedsam", "--freeze-encoder", "--slice-fraction", "0.15", "--batch-size", "8",
           "--lr", "0.002", "--seed", "2345", "--precision", DECODER_PRECISION, "--progress", "none"]
 RECIPES: Dict[str, List[str]] = {

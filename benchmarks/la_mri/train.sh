@@ -11,4 +11,4 @@ shift
 HERE=$(cd "$(dirname "$0")" && pwd)
 exec "${PYTHON:-python}" "$HERE/../few_shot.py" --manifest "$HERE/manifest.json" --label-map "$HERE/label_map.json" \
     --out "$OUT" --hsam "${HSAM:-hsam}" "$@" -- \
-    --base litemedsam --modality mr --id hsam-left-atrium-mr --preset few-shot --precision bf16 ${STORE:+--embedding-store "$STORE"}
+    --base litemedsam --modality mr --id hsam-left-atrium-mr --preset few-shot ${STORE:+--embedding-store "$STORE"}

@@ -74,3 +74,21 @@ def test_resume_of_a_finished_run_does_nothing_and_says_so(data_dir, tmp_path):
     people = _hsam_train(*command, "--resume")  # the same, as a person sees it
     assert people.returncode == 0 and "has already ended" in people.stderr
     assert json.loads(people.stdout)["status"] == "complete"
+
+
+def test_the_inference_options_given_to_training_are_the_models_defaults(data_dir, tmp_path):
+    out = tmp_path / "model"
+    (image, label), *_ = btcv_pairs(data_dir)
+    command = ["--base", "litemedsam_tiny", "--out", out, "--label-map", BTCV_LABEL_MAP, "--case", image, label,
+               "--no-validation", "--slice-fraction", "0.025", "--batch-size", "2", "--epochs", "1"]
+    # The box prompts need LiteMedSAM's own decoder: refused before any case is read, nothing written.
+    error = _one_line_error(_hsam_train(*command, "--box-prompts", "0.5"))
+    assert "--box-prompts needs a model on the LiteMedSAM backbone" in error and not out.exists()
+
+    trained = _hsam_train(*command, "--slice-smoothing", "0.25", "--progress", "none")
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads((out / "model.json").read_text())["inference"] == {"slice_smoothing": 0.25}
+    segment = subprocess.run([sys.executable, "-m", "hsam", "segment", image, "--model", out, "-o",
+                              tmp_path / "seg.nii.gz"], capture_output=True, text=True, timeout=300)
+    assert segment.returncode == 0, segment.stderr
+    assert "inference options: --slice-smoothing 0.25" in segment.stdout + segment.stderr

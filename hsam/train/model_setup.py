@@ -45,6 +45,10 @@ class BaseModel:
         return self.card["normalization"] if self.card else CT_WINDOW
 
     @property
+    def backbone(self) -> str:
+        return self.card["config"]["backbone"] if self.card else self.name
+
+    @property
     def orientation(self) -> str:
         return self.card.get("canonical_orientation", DEFAULT_ORIENTATION) if self.card else DEFAULT_ORIENTATION
 

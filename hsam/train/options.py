@@ -55,7 +55,10 @@ COUNT = Bounds(1, integer=True)
 # The argument groups of ``hsam train --help``, in their order: key -> title.
 GROUPS = {"cases": "cases", "model": "model",
           "components": "H-SAM components of a new model (ablation; all on by default)",
-          "recipe": "recipe", "run": "run"}
+          "recipe": "recipe",
+          "inference": "inference (written to the model card: what hsam segment and the Slicer modules use unless "
+                       "told otherwise)",
+          "run": "run"}
 MODES = ("paper", "release")  # hsam.network.config.MODES: the architectures of a new model
 MODALITIES = ("ct", "mr")  # hsam.models.card.MODALITIES: the intensity normalizations
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # hsam.precision.PRECISIONS
@@ -254,6 +257,13 @@ class TrainOptions:
                         help="validate and save a moving average of the weights, this decay per step (default "
                         "%(default)s; 0: the last weights); steadier than the last weights on few slices")
     seed: int = option(2345, "recipe", bounds=Bounds(0, integer=True), result=True)
+    # Inference: not used in training; the card keeps them as the options the model is meant to be used with.
+    slice_smoothing: float = option(0.0, "inference", bounds=Bounds(0, 0.5, high_open=True), metavar="W",
+                                    help="hsam segment --slice-smoothing W by default (docs/inference.md); 0 "
+                                    "(default): off")
+    box_prompts: float = option(0.0, "inference", bounds=UNIT, metavar="W",
+                                help="hsam segment --box-prompts W by default (LiteMedSAM models; docs/inference.md); "
+                                "0 (default): off")
     # Run.
     device: str = option("auto", "run", help="auto (default), cpu, cuda, cuda:1, ...",
                          panel=Panel("device", "Device",

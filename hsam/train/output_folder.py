@@ -116,7 +116,14 @@ def training_card(model, settings: TrainSettings, data: PreparedData, backbone_w
                      description=f"Fine-tuned from {training['base_model']} with hsam train.",
                      normalization=base.normalization(settings.modality), canonical_orientation=base.orientation,
                      slice_field=base.slice_field, metrics=metrics, training=training,
-                     class_statistics=class_statistics(data, noise_variance))
+                     class_statistics=class_statistics(data, noise_variance), **inference_options(settings))
+
+
+def inference_options(settings: TrainSettings) -> Dict[str, Any]:
+    """The card's "inference" entry, with the options hsam segment should use by default; none when all are off.
+    A base model's own options are not carried over: they were chosen for it, not for what it becomes."""
+    chosen = {name: getattr(settings, name) for name in ("slice_smoothing", "box_prompts") if getattr(settings, name)}
+    return {"inference": chosen} if chosen else {}
 
 
 def _default_id(out: str) -> str:

@@ -49,6 +49,9 @@ def gather_cases(settings: TrainSettings):
 
 def prepare_data(settings: TrainSettings, log: Callable[[str], None]) -> PreparedData:
     base = resolve_base(settings.base)
+    if settings.box_prompts and base.backbone != "litemedsam":
+        raise TrainingError(f"--box-prompts needs a model on the LiteMedSAM backbone (its box-prompted decoder); "
+                            f"this one is on {base.backbone}: leave --box-prompts out")
     cases, label_map_spec = gather_cases(settings)
     try:
         label_map = load_label_map(label_map_spec, base.classes)

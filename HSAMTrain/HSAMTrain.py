@@ -31,6 +31,7 @@ from HSAMTrainLib.base_models import baseModels
 from HSAMTrainLib.case_tables import CaseTables
 from HSAMTrainLib.comparison import comparisonLines
 from HSAMTrainLib.input_check import startBlockers
+from HSAMTrainLib.training_settings import RECIPES, recipeDescription
 from HSAMTrainLib.self_test import HSAMTrainTest  # noqa: F401 (Slicer runs the module's self-test by this name)
 
 import HSAMSegment
@@ -96,6 +97,10 @@ class HSAMTrainWidget(EngineModuleWidget, CaseTables):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAboutToBeRemovedEvent, self.onNodeRemoved)
 
         self.describeSettings()
+        for _recipe, text in RECIPES:
+            self.ui.recipeSelector.addItem(text)
+        self.ui.recipeSelector.currentIndexChanged.connect(self.onRecipeChanged)
+        self.onRecipeChanged()
         self.ui.deviceSelector.addItems(deviceChoices())
         self.ui.deviceSelector.currentText = slicer.util.settingsValue(DEVICE_SETTING, "auto")
         self.ui.deviceSelector.currentTextChanged.connect(self.onDeviceChanged)
@@ -140,6 +145,19 @@ class HSAMTrainWidget(EngineModuleWidget, CaseTables):
                 label.toolTip = widgets[setting.name].toolTip = setting.tooltip
                 for _value, text in setting.choices:
                     widgets[setting.name].addItem(text)
+
+    def onRecipeChanged(self, index=None) -> None:
+        """A preset decides some settings: their fields are hidden, and the panel says what the preset sets."""
+        recipe = TrainingSettings(recipe=RECIPES[self.ui.recipeSelector.currentIndex][0])
+        widgets = self.settingWidgets()
+        for setting in PANEL_SETTINGS:
+            if setting.shown:
+                shown = not recipe.decidedByRecipe(setting)
+                widgets[setting.name].visible = shown
+                getattr(self.ui, setting.name + "Label").visible = shown
+        self.ui.recipeDescriptionLabel.text = recipeDescription(recipe.recipe)
+        if self._parameterNode is not None:
+            self.updateGui()  # the estimate
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -186,7 +204,8 @@ class HSAMTrainWidget(EngineModuleWidget, CaseTables):
         values = {setting.name: getattr(self._parameterNode, setting.name) for setting in SCENE_SETTINGS}
         values.update({setting.name: setting.choices[widgets[setting.name].currentIndex][0]
                        for setting in PANEL_SETTINGS if setting.choices})
-        return TrainingSettings(**values, device=self.ui.deviceSelector.currentText)
+        return TrainingSettings(**values, device=self.ui.deviceSelector.currentText,
+                                recipe=RECIPES[self.ui.recipeSelector.currentIndex][0])
 
     def currentBase(self):
         baseId = self.ui.baseModelSelector.itemData(self.ui.baseModelSelector.currentIndex)

@@ -79,7 +79,8 @@ def install_tiny_model(home: Path, model_id: str = "tiny-base") -> Path:
 
 
 ORGANS = [label["name"] for label in BTCV_8_ORGANS]
-TINY = dict(epochs=1, sliceFraction=0.15, batchSize=2, validationSlices=2, device="cpu", freezeEncoder=True)
+TINY = dict(recipe="custom", epochs=1, sliceFraction=0.15, batchSize=2, validationSlices=2, device="cpu",
+            freezeEncoder=True)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,9 @@ ENCODE_S = 1.5  # image encoder forward: embedding cache, inference
 DECODE_S = 0.2  # decoders forward (validation on cached embeddings)
 TRAIN_FROZEN_S = 0.6  # decoders forward + backward (--freeze-encoder)
 TRAIN_LORA_S = 5.0  # encoder with LoRA and decoders, forward + backward
+# Per LoRA block of --lora-blocks N, forward + backward (a forward alone: a third): the left-atrium recipe's epoch of
+# 256 slices, 2 blocks, took 4.3-5 min in float32 on 2 cores (benchmarks/la_mri).
+LORA_BLOCK_S = 0.2
 INFER_S = ENCODE_S + DECODE_S
 
 DEVICE_SPEEDUP = {"cpu": 1.0, "mps": 5.0, "cuda": 40.0}
@@ -56,17 +59,23 @@ def pickedSlices(slices: int, labelledSlices: int, fraction: float) -> int:
 def estimateRun(cases: Iterable[TrainingCase], settings: TrainingSettings, backbone: str = "litemedsam",
                 deviceKind: str = "cpu", evaluateBase: bool = True, machineFactor: float = 1.0) -> Estimate:
     cases = list(cases)
-    train = sum(pickedSlices(c.summary.slices, c.summary.labelledSlices, settings.sliceFraction)
+    run = settings.engineValues()  # with the recipe's values where it decides them
+    train = sum(pickedSlices(c.summary.slices, c.summary.labelledSlices, run["slice_fraction"])
                 for c in cases if c.role == TRAIN)
-    validation = sum(min(settings.validationSlices, c.summary.slices) for c in cases if c.role == VALIDATION)
+    validation = sum(min(run["val_slices"], c.summary.slices) for c in cases if c.role == VALIDATION)
     evaluated = sum(c.summary.slices for c in cases if c.role == VALIDATION) * (2 if evaluateBase else 1)
-    steps = settings.epochs * (train // max(1, settings.batchSize))
-    trained = steps * settings.batchSize
-    if settings.freezeEncoder:
-        seconds = (train * engineDefault("cached_views") + validation) * ENCODE_S + trained * TRAIN_FROZEN_S + \
-            settings.epochs * validation * DECODE_S
+    epochs, batch = run["epochs"], max(1, run["batch_size"])
+    steps = epochs * (train // batch)
+    trained = steps * batch
+    cached = (train * run["cached_views"] + validation) * ENCODE_S  # what is computed once
+    if run["freeze_encoder"]:
+        seconds = cached + trained * TRAIN_FROZEN_S + epochs * validation * DECODE_S
+    elif run["lora_blocks"]:  # the last blocks run on every step, on the cached input of the first ones
+        blocks = run["lora_blocks"]
+        seconds = cached + trained * (TRAIN_FROZEN_S + blocks * LORA_BLOCK_S) + \
+            epochs * validation * (DECODE_S + blocks * LORA_BLOCK_S / 3)
     else:
-        seconds = trained * TRAIN_LORA_S + settings.epochs * validation * INFER_S
+        seconds = trained * TRAIN_LORA_S + epochs * validation * INFER_S
     seconds += evaluated * INFER_S
     scale = BACKBONE_COST.get(backbone, 1.0) / DEVICE_SPEEDUP.get(deviceKind, 1.0) * machineFactor
     return Estimate(seconds * scale, train, steps, validation)

@@ -21,7 +21,7 @@ from HSAMSharedLib.self_test_support import (
 )
 
 from .case_list import CaseList
-from .training_settings import TrainingSettings
+from .training_settings import CUSTOM, FEW_SHOT, RECIPES, TrainingSettings
 
 
 class HSAMTrainTest(ScriptedLoadableModuleTest):
@@ -92,7 +92,8 @@ class HSAMTrainTest(ScriptedLoadableModuleTest):
         self.assertEqual(mapping.targetOf("liver"), "liver")
 
         self.delayDisplay("Fine-tuning with the logic")
-        settings = TrainingSettings(epochs=2, sliceFraction=0.25, batchSize=2, validationSlices=4, device="cpu")
+        settings = TrainingSettings(recipe=CUSTOM, epochs=2, sliceFraction=0.25, batchSize=2, validationSlices=4,
+                                    device="cpu")
         result = logic.train(cases, mapping, base, "hsam-test-finetuned", settings=settings)
         self.assertTrue(os.path.isfile(os.path.join(str(result.path), "model.json")))
         self.assertIn("liver", result.comparison["organs"])
@@ -158,6 +159,13 @@ class HSAMTrainTest(ScriptedLoadableModuleTest):
             widget.addCase(volume, segmentation)
         widget.ui.baseModelSelector.currentIndex = widget.ui.baseModelSelector.findData("hsam-test-tiny")
         widget.ui.deviceSelector.currentText = "cpu"
+        recipes = [recipe for recipe, _text in RECIPES]
+        widget.ui.recipeSelector.currentIndex = recipes.index(FEW_SHOT)
+        self.assertTrue(widget.ui.epochsSpinBox.isHidden())  # the preset decides it
+        self.assertEqual(widget.currentSettings().engineOptions()[:2], ["--preset", FEW_SHOT])
+        self.assertIn("--lora-blocks 2", widget.ui.recipeDescriptionLabel.text)
+        widget.ui.recipeSelector.currentIndex = recipes.index(CUSTOM)  # a short run: the panel's settings
+        self.assertFalse(widget.ui.epochsSpinBox.isHidden())
         pn = widget._parameterNode
         pn.outputName, pn.epochs, pn.sliceFraction, pn.batchSize, pn.freezeEncoder = name, 3, 0.25, 2, True
         self.delayDisplay("Start fine-tuning with the module's button")

@@ -235,14 +235,21 @@ def test_estimate_counts_the_slices_the_engine_picks_and_learns_this_machine(cas
         engine = pick_slices([CaseVolume("c", labels.astype(np.float32), labels)], fraction,
                              engine_defaults["empty_slice_fraction"], seed=1)
         assert pickedSlices(case.summary.slices, case.summary.labelledSlices, fraction) == len(engine)
-    settings = TrainingSettings(epochs=10, sliceFraction=0.3, batchSize=4)
+    settings = TrainingSettings(recipe="custom", epochs=10, sliceFraction=0.3, batchSize=4)
     estimate = estimateRun(cases, settings)
     assert estimate.trainingSlices == pickedSlices(case.summary.slices, case.summary.labelledSlices, 0.3)
     assert estimate.steps == 10 * (estimate.trainingSlices // 4)
     assert estimate.validationSlices == min(40, cases[1].summary.slices)
     assert "estimate" in estimate.describe()
-    slower = estimateRun(cases, TrainingSettings(epochs=10, sliceFraction=0.3, batchSize=4, freezeEncoder=False))
+    slower = estimateRun(cases, TrainingSettings(recipe="custom", epochs=10, sliceFraction=0.3, batchSize=4,
+                                                 freezeEncoder=False))
     assert slower.seconds > estimate.seconds  # LoRA backpropagates through the encoder
+    # The few-shot recipe counts its own values, not the panel's: every slice, 12 epochs of 8, 16 validation slices.
+    few_shot = estimateRun(cases, TrainingSettings(epochs=10, sliceFraction=0.3, batchSize=4))
+    assert few_shot.trainingSlices == pickedSlices(case.summary.slices, case.summary.labelledSlices, 1.0)
+    assert few_shot.steps == 12 * (few_shot.trainingSlices // 8)
+    assert few_shot.validationSlices == min(16, cases[1].summary.slices)
+    assert estimate.seconds < few_shot.seconds < slower.seconds  # LoRA in 2 blocks, not in all 12
     assert estimateRun(cases, settings, deviceKind="cuda").seconds < estimate.seconds / 10
     assert readMachineFactors(tmp_path) == {}
     assert recordRunTime(tmp_path, "cpu", estimated=100.0, measured=300.0) == 3.0

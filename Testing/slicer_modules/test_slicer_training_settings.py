@@ -15,6 +15,7 @@ from hsam.cli import build_parser
 from hsam.commands.train import settings_from_args
 from hsam.train import options
 from HSAMTrainLib import PANEL_SETTINGS, SCENE_SETTINGS, TrainingSettings
+from HSAMTrainLib.training_settings import CUSTOM, FEW_SHOT, RECIPES, recipeDescription
 
 TRAIN_UI = TRAIN_MODULE_DIR / "Resources" / "UI" / "HSAMTrain.ui"
 NOT_SETTINGS = {"volume", "segmentation", "baseModel", "outputName"}  # parameter node members of the scene's own
@@ -27,26 +28,47 @@ def engine_settings(training: TrainingSettings):
 def test_the_module_settings_are_the_tables_panel_entries():
     table = options.panel_settings()
     assert [dataclasses.astuple(s) for s in PANEL_SETTINGS] == [dataclasses.astuple(s) for s in table]
-    assert [(f.name, f.default) for f in dataclasses.fields(TrainingSettings)] == [(s.name, s.default) for s in table]
+    assert [(f.name, f.default) for f in dataclasses.fields(TrainingSettings) if f.name != "recipe"] == \
+        [(s.name, s.default) for s in table]
     assert {"epochs", "sliceFraction", "learningRate", "freezeEncoder", "modality"} <= {s.name for s in table}
 
 
 def test_the_options_the_settings_become_set_those_engine_settings():
-    chosen = TrainingSettings(epochs=3, sliceFraction=0.1, learningRate=0.004, loraRank=8, batchSize=2,
-                              device="cpu", freezeEncoder=False, validationSlices=5, modality="mr")
-    for training in (chosen, TrainingSettings()):
+    chosen = TrainingSettings(recipe=CUSTOM, epochs=3, sliceFraction=0.1, learningRate=0.004, loraRank=8,
+                              batchSize=2, device="cpu", freezeEncoder=False, validationSlices=5, modality="mr")
+    for training in (chosen, TrainingSettings(recipe=CUSTOM)):
         engine = engine_settings(training)
         for setting in PANEL_SETTINGS:
             assert getattr(engine, setting.option) == getattr(training, setting.name), setting.name
+        assert dataclasses.asdict(engine) == dict(training.engineValues(), out="m")  # what the estimate counts
     assert engine_settings(TrainingSettings(modality=None)).modality is None  # the base model's normalization
     assert "--modality" not in TrainingSettings().engineOptions()
 
 
+def test_the_few_shot_recipe_is_the_default_and_its_values_win_over_the_panels():
+    """The panel's CPU defaults (frozen encoder, 20 epochs, half the slices, batch 4) once replaced the few-shot
+    recipe's values; now the preset decides them, and the panel gives only what it leaves open."""
+    assert TrainingSettings().recipe == FEW_SHOT == RECIPES[0][0]
+    panel = TrainingSettings(epochs=3, sliceFraction=0.1, batchSize=2, freezeEncoder=True, validationSlices=5,
+                             loraRank=8, device="cpu", modality="mr")
+    engine = engine_settings(panel)
+    preset = settings_from_args(build_parser().parse_args(
+        ["train", "--out", "m", "--preset", "few-shot", "--lora-rank", "8", "--device", "cpu", "--modality", "mr"]))
+    assert engine == preset
+    assert (engine.epochs, engine.slice_fraction, engine.freeze_encoder, engine.lora_blocks) == (12, 1.0, False, 2)
+    assert dataclasses.asdict(engine) == dict(panel.engineValues(), out="m")
+    decided = {s.name for s in PANEL_SETTINGS if panel.decidedByRecipe(s)}
+    assert decided == {"sliceFraction", "validationSlices", "freezeEncoder", "epochs", "batchSize", "learningRate"}
+    assert "--lora-blocks 2" in recipeDescription(FEW_SHOT)
+
+
 def test_a_run_saved_before_a_setting_existed_loads_with_its_default():
-    saved = dict(TrainingSettings(epochs=7).toDict(), unknown=1)
-    del saved["modality"]
+    saved = dict(TrainingSettings(recipe=CUSTOM, epochs=7).toDict(), unknown=1)
+    del saved["modality"], saved["recipe"]
     loaded = TrainingSettings.fromDict(saved)
     assert loaded.epochs == 7 and loaded.modality is None
+    assert loaded.recipe == CUSTOM  # runs saved before the recipe choice used the panel's settings
+    assert TrainingSettings.fromDict(TrainingSettings().toDict()).recipe == FEW_SHOT
 
 
 def test_the_panel_shows_every_setting_with_the_tables_label():

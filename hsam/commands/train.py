@@ -57,7 +57,7 @@ def _number(bounds) -> Callable[[str], Any]:
 def register(sub) -> None:
     from dataclasses import MISSING
 
-    from ..train.options import GROUPS, PRESETS, declared, flag
+    from ..train.options import GROUPS, PRESETS, declared, flag, preset_flags
 
     p = sub.add_parser("train", help="fine-tune a model on a few annotated cases",
                        description="Fine-tune H-SAM on image + label pairs; writes a model directory.")
@@ -79,9 +79,8 @@ def register(sub) -> None:
         if "action" not in arguments or option.pairs:  # as argparse would name it from the flag, or the choices
             arguments.update(metavar=option.metavar or (None if option.choices else name[2:].replace("-", "_").upper()))
         groups[option.group].add_argument(name, **arguments)
-    recipe = PRESETS["few-shot"]
     groups["recipe"].add_argument(
         "--preset", choices=tuple(PRESETS),
         help="a named recipe for the settings not given: few-shot (a handful of labelled scans on a CPU) sets "
-        + " ".join(f"{flag(name)}" if value is True else f"{flag(name)} {value}" for name, value in recipe.items()))
+        + preset_flags("few-shot"))
     p.set_defaults(func=run)

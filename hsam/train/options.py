@@ -69,14 +69,27 @@ PROGRESS = ("tqdm", "jsonl", "none")
 # Named recipes of ``hsam train --preset``: each sets these settings where the command line does not give them.
 # few-shot: a handful of labelled scans on a CPU, chosen on the validation scans of the two MR few-shot benchmarks
 # (benchmarks/la_mri, benchmarks/chaos_mr; docs/training.md says why each value).
+# Every labelled slice (the table's default, named so that HSAM Train's own default does not replace it).
 PRESETS: Dict[str, Dict[str, Any]] = {
-    "few-shot": {"lora_blocks": 2, "cached_views": 4, "intensity_jitter": True, "organ_jitter": 0.25,
-                 "epochs": 12, "batch_size": 8, "lr": 0.002, "val_slices": 16},
+    "few-shot": {"slice_fraction": 1.0, "lora_blocks": 2, "cached_views": 4, "intensity_jitter": True,
+                 "organ_jitter": 0.25, "epochs": 12, "batch_size": 8, "lr": 0.002, "val_slices": 16},
 }
 
 # A preset's setting that a given setting excludes gives way to it: --preset few-shot --freeze-encoder trains the
 # decoders only, in place of the preset's LoRA in the encoder's last blocks.
 GIVES_WAY_TO = {"freeze_encoder": "lora_blocks", "lora_blocks": "freeze_encoder"}
+
+
+def preset_settings(preset: str) -> Tuple[str, ...]:
+    """The settings a preset decides: its own, and those that would make one of its own give way (HSAM Train leaves
+    them out when the user picks the preset)."""
+    recipe = PRESETS[preset]
+    return tuple(recipe) + tuple(name for name, excluded in GIVES_WAY_TO.items() if excluded in recipe)
+
+
+def preset_flags(preset: str) -> str:
+    """The preset as the flags it stands for: '--slice-fraction 1.0 --lora-blocks 2 ... --intensity-jitter ...'."""
+    return " ".join(flag(name) if value is True else f"{flag(name)} {value}" for name, value in PRESETS[preset].items())
 
 
 class _EngineDefault:

@@ -73,3 +73,16 @@ def test_unmapped_segment_is_reported_before_start(logic, scene_cases):
     with pytest.raises(ValueError, match=r"Case case0005: segment\(s\) 'tumor' are not mapped"):
         logic.startTraining(cases, mapping, base, "never-started", settings=TrainingSettings(**TINY))
     assert not (logic.runsFolder / "never-started").exists() and logic.job is None
+
+
+def test_the_default_recipe_is_the_few_shot_preset(logic, scene_cases):
+    """HSAM Train's default settings run ``hsam train --preset few-shot``: the recipe's values reach the engine, not
+    the panel's CPU defaults (a frozen encoder, 20 epochs on half the slices)."""
+    cases = case_list(scene_cases)
+    base = next(b for b in logic.baseModels() if b.id == "tiny-base")
+    result = logic.train(cases, logic.suggestMapping(cases, base), "tiny-base", "tiny-few-shot",
+                         settings=TrainingSettings(device="cpu"))
+    recipe = json.loads((result.path / "model.json").read_text())["training"]["recipe"]
+    assert (recipe["lora_blocks"], recipe["freeze_encoder"], recipe["epochs"], recipe["slice_fraction"]) == \
+        (2, False, 12, 1.0)
+    assert logic.job.progress.columns()["epoch"] == [float(e) for e in range(1, 13)]

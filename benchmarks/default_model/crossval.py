@@ -157,9 +157,28 @@ def case_means(metrics: Path) -> Dict[str, float]:
     return {case: sum(v) / len(v) for case, v in dice.items()}
 
 
+def eval_name(options: List[str]) -> str:
+    return "eval" + "".join(f"-{o.lstrip('-')}" for o in options)
+
+
+def write_table(work: Path, recipe: str, variant: str, folds: List[int], sets: List[List[str]], out: Path) -> None:
+    """Appends every case's per-organ scores of each option set (and none) to ``out``, one row per case, organ and
+    options; the header is written when ``out`` is new."""
+    new = not out.is_file()
+    with out.open("a") as table:
+        if new:
+            table.write("case,fold,model_recipe,options,organ,dice,hd95_voxel,hd95_mm\n")
+        for fold in folds:
+            for options in [[]] + sets:
+                metrics = run_dir_of(work, recipe, variant, fold) / eval_name(options) / "metrics.csv"
+                for line in metrics.read_text().splitlines()[1:]:
+                    case, organ, rest = line.split(",", 2)
+                    table.write(f"{case},{fold},{recipe},{' '.join(options) or 'none'},{organ},{rest}\n")
+
+
 def compare_options(work: Path, recipe: str, variant: str, folds: List[int], options: List[str]) -> None:
     """Evaluates the trained models again with inference ``options`` and prints the paired difference per case."""
-    name = "eval" + "".join(f"-{o.lstrip('-')}" for o in options)
+    name = eval_name(options)
     deltas = []
     for fold in folds:
         run_dir = run_dir_of(work, recipe, variant, fold)
@@ -193,6 +212,8 @@ def main() -> None:
     parser.add_argument("--box-prompts", type=float, metavar="W",
                         help="also evaluate with hsam evaluate --box-prompts W and compare (with --slice-smoothing: "
                         "each alone and both)")
+    parser.add_argument("--table", type=Path, metavar="CSV",
+                        help="append each case's per-organ scores, without and with the options, to CSV")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -202,6 +223,9 @@ def main() -> None:
     for options in option_sets(args):
         for variant in args.variants:
             compare_options(work, args.recipe, variant, args.folds, options)
+    if args.table:
+        for variant in args.variants:
+            write_table(work, args.recipe, variant, args.folds, option_sets(args), args.table)
 
 
 if __name__ == "__main__":

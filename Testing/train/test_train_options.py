@@ -166,3 +166,18 @@ def test_a_run_on_few_cases_without_the_few_shot_recipe_is_told_of_it():
     assert "3 training cases" in options.few_shot_hint(TrainSettings(out="m"), 3)
     assert options.few_shot_hint(TrainSettings(out="m", **recipe), 3) is None  # the recipe, however it was given
     assert options.few_shot_hint(TrainSettings(out="m"), options.FEW_CASES + 1) is None
+
+
+def test_the_inference_group_is_the_cards_inference_entry():
+    """``hsam train``'s inference options are written under the card's "inference" key by their setting names, which
+    the card's schema allows with the same bounds."""
+    import json
+
+    from hsam.models.card import SCHEMA_FILE
+
+    schema = json.loads(SCHEMA_FILE.read_text())["properties"]["inference"]["properties"]
+    group = {f.name: option.bounds for f, option in options.declared() if option.group == "inference"}
+    assert set(group) == set(schema)
+    for name, bounds in group.items():
+        assert schema[name]["minimum"] == bounds.low
+        assert schema[name].get("maximum", schema[name].get("exclusiveMaximum")) == bounds.high

@@ -14,6 +14,7 @@ from ..models.card import CARD_FILE, write_json_atomic
 from ..models.model_dir import make_card
 from .checkpoint import BEFORE_ADDED, RunState, TrainingCheckpoint
 from .errors import TrainingError
+from .options import declared
 from .prepare import PreparedData
 from .schedule import StepPlan
 from .settings import TrainSettings
@@ -121,8 +122,10 @@ def training_card(model, settings: TrainSettings, data: PreparedData, backbone_w
 
 def inference_options(settings: TrainSettings) -> Dict[str, Any]:
     """The card's "inference" entry, with the options hsam segment should use by default; none when all are off.
-    A base model's own options are not carried over: they were chosen for it, not for what it becomes."""
-    chosen = {name: getattr(settings, name) for name in ("slice_smoothing", "box_prompts") if getattr(settings, name)}
+    A base model's own options are not carried over: they were chosen for it, not for what it becomes. The card's
+    keys are the settings of the option table's "inference" group (those ``slice_predictor.card_option`` reads)."""
+    names = [f.name for f, option in declared() if option.group == "inference"]
+    chosen = {name: getattr(settings, name) for name in names if getattr(settings, name)}
     return {"inference": chosen} if chosen else {}
 
 

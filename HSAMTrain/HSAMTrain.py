@@ -19,11 +19,9 @@ from HSAMSharedLib.job import ACTIVE_STATES
 from HSAMSharedLib.module_widget import EngineModuleWidget
 from HSAMSharedLib.training_cases import takePendingTrainingCases
 from HSAMTrainLib import (
-    PANEL_SETTINGS,
     SCENE_SETTINGS,
     CaseList,
     TrainingPlot,
-    TrainingSettings,
     TrainLogic,
     withSettings,
 )
@@ -31,7 +29,7 @@ from HSAMTrainLib.base_models import baseModels
 from HSAMTrainLib.case_tables import CaseTables
 from HSAMTrainLib.comparison import comparisonLines
 from HSAMTrainLib.input_check import startBlockers
-from HSAMTrainLib.training_settings import RECIPES, recipeDescription
+from HSAMTrainLib.settings_panel import SettingsPanel
 from HSAMTrainLib.self_test import HSAMTrainTest  # noqa: F401 (Slicer runs the module's self-test by this name)
 
 import HSAMSegment
@@ -78,9 +76,10 @@ class HSAMTrainParameterNode:
     outputName: str = ""
 
 
-class HSAMTrainWidget(EngineModuleWidget, CaseTables):
+class HSAMTrainWidget(EngineModuleWidget, CaseTables, SettingsPanel):
     """Parameter node wiring, job and model list polling, Cancel and stopping a run when Slicer closes come from
-    EngineModuleWidget (shared with HSAM Segment); the cases and label mapping tables from CaseTables."""
+    EngineModuleWidget (shared with HSAM Segment); the cases and label mapping tables from CaseTables; the settings
+    section from SettingsPanel."""
 
     def __init__(self, parent=None) -> None:
         EngineModuleWidget.__init__(self, parent)
@@ -96,11 +95,7 @@ class HSAMTrainWidget(EngineModuleWidget, CaseTables):
         self.setupUi("UI/HSAMTrain.ui", HSAMTrainLogic())
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAboutToBeRemovedEvent, self.onNodeRemoved)
 
-        self.describeSettings()
-        for _recipe, text in RECIPES:
-            self.ui.recipeSelector.addItem(text)
-        self.ui.recipeSelector.currentIndexChanged.connect(self.onRecipeChanged)
-        self.onRecipeChanged()
+        self.setupSettings()
         self.ui.deviceSelector.addItems(deviceChoices())
         self.ui.deviceSelector.currentText = slicer.util.settingsValue(DEVICE_SETTING, "auto")
         self.ui.deviceSelector.currentTextChanged.connect(self.onDeviceChanged)
@@ -128,36 +123,6 @@ class HSAMTrainWidget(EngineModuleWidget, CaseTables):
         self.refreshModels()
         self.refreshStoppedRuns()
         self.takePendingCases()
-
-    def settingWidgets(self) -> dict:
-        return {"epochs": self.ui.epochsSpinBox, "sliceFraction": self.ui.sliceFractionSpinBox,
-                "learningRate": self.ui.learningRateSpinBox, "loraRank": self.ui.loraRankSpinBox,
-                "batchSize": self.ui.batchSizeSpinBox, "device": self.ui.deviceSelector,
-                "freezeEncoder": self.ui.freezeEncoderCheckBox, "modality": self.ui.modalitySelector}
-
-    def describeSettings(self) -> None:
-        """Labels, tooltips and choices from the engine's option table (the parameter node sets the ranges)."""
-        widgets = self.settingWidgets()
-        for setting in PANEL_SETTINGS:
-            if setting.shown:
-                label = getattr(self.ui, setting.name + "Label")
-                label.text = setting.label + ":"
-                label.toolTip = widgets[setting.name].toolTip = setting.tooltip
-                for _value, text in setting.choices:
-                    widgets[setting.name].addItem(text)
-
-    def onRecipeChanged(self, index=None) -> None:
-        """A preset decides some settings: their fields are hidden, and the panel says what the preset sets."""
-        recipe = TrainingSettings(recipe=RECIPES[self.ui.recipeSelector.currentIndex][0])
-        widgets = self.settingWidgets()
-        for setting in PANEL_SETTINGS:
-            if setting.shown:
-                shown = not recipe.decidedByRecipe(setting)
-                widgets[setting.name].visible = shown
-                getattr(self.ui, setting.name + "Label").visible = shown
-        self.ui.recipeDescriptionLabel.text = recipeDescription(recipe.recipe)
-        if self._parameterNode is not None:
-            self.updateGui()  # the estimate
 
     def enter(self) -> None:
         self.initializeParameterNode()
@@ -198,14 +163,6 @@ class HSAMTrainWidget(EngineModuleWidget, CaseTables):
 
     def initializeParameterNode(self) -> None:
         self.setParameterNode(self.logic.getParameterNode())
-
-    def currentSettings(self) -> TrainingSettings:
-        widgets = self.settingWidgets()
-        values = {setting.name: getattr(self._parameterNode, setting.name) for setting in SCENE_SETTINGS}
-        values.update({setting.name: setting.choices[widgets[setting.name].currentIndex][0]
-                       for setting in PANEL_SETTINGS if setting.choices})
-        return TrainingSettings(**values, device=self.ui.deviceSelector.currentText,
-                                recipe=RECIPES[self.ui.recipeSelector.currentIndex][0])
 
     def currentBase(self):
         baseId = self.ui.baseModelSelector.itemData(self.ui.baseModelSelector.currentIndex)

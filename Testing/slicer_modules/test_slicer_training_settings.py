@@ -75,7 +75,8 @@ def test_the_panel_shows_every_setting_with_the_tables_label():
     root = ET.parse(TRAIN_UI).getroot()
     widgets = {w.get("name"): w for w in root.iter("widget")}
     code = (TRAIN_MODULE_DIR / "HSAMTrain.py").read_text(encoding="utf-8")
-    body = re.search(r"def settingWidgets\(self\) -> dict:\n(.*?)\n\n", code, re.S).group(1)
+    panel = (TRAIN_MODULE_DIR / "HSAMTrainLib" / "settings_panel.py").read_text(encoding="utf-8")
+    body = re.search(r"def settingWidgets\(self\) -> dict:\n(.*?)\n\n", panel, re.S).group(1)
     editors = dict(re.findall(r'"(\w+)": self\.ui\.(\w+)', body))
     shown = [s for s in PANEL_SETTINGS if s.shown]
     assert set(editors) == {s.name for s in shown}

@@ -68,8 +68,8 @@ PROGRESS = ("tqdm", "jsonl", "none")
 
 # Named recipes of ``hsam train --preset``: each sets these settings where the command line does not give them.
 # few-shot: a handful of labelled scans on a CPU, chosen on the validation scans of the two MR few-shot benchmarks
-# (benchmarks/la_mri, benchmarks/chaos_mr; docs/training.md says why each value).
-# Every labelled slice (the table's default, named so that HSAM Train's own default does not replace it).
+# (benchmarks/la_mri, benchmarks/chaos_mr; docs/training.md says why each value). It names slice_fraction 1.0 (every
+# labelled slice), the table's default, so that HSAM Train's own default for that field cannot replace it.
 PRESETS: Dict[str, Dict[str, Any]] = {
     "few-shot": {"slice_fraction": 1.0, "lora_blocks": 2, "cached_views": 4, "intensity_jitter": True,
                  "organ_jitter": 0.25, "epochs": 12, "batch_size": 8, "lr": 0.002, "val_slices": 16},

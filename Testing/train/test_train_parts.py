@@ -94,6 +94,31 @@ def test_organ_levels_move_each_organ_to_a_random_level_and_keep_its_texture():
     assert AugmentSettings().organ_levels_p == 0.0
 
 
+def test_organ_gains_scale_each_organ_and_its_texture_together():
+    rng = np.random.default_rng(0)
+    image = np.clip(0.3 + rng.normal(0, 0.02, size=(64, 64)), 0, 1).astype(np.float32)
+    label = np.zeros((64, 64), dtype=np.uint8)
+    label[10:30, 10:30], label[36:56, 36:56] = 1, 4
+    image[label == 4] += 0.4  # a bright spleen, as on T2
+    gains = AugmentSettings(rotate_p=0, scale_p=0, elastic_p=0, organ_gain_p=1.0)
+    inner1, inner4 = (slice(15, 25), slice(15, 25)), (slice(41, 51), slice(41, 51))
+    spleen_means, liver_ratios = [], []
+    for s in range(30):
+        out = augment_slice(image, label, np.random.default_rng(s), gains)[0]
+        for inner in (inner1, inner4):  # one gain per organ: texture and mean scale together (below the clip at 1)
+            ratio = out[inner] / image[inner]
+            if out[inner].max() < 0.999:
+                assert np.ptp(ratio) < 1e-4 and 0.25 - 1e-4 <= ratio.mean() <= 2.0 + 1e-4
+        assert np.allclose(out[label == 0][:100], image[label == 0][:100])  # background untouched
+        spleen_means.append(float(out[inner4].mean()))
+        liver_ratios.append(float((out[inner1] / image[inner1]).mean()))
+    # The bright spleen also comes out darker than the background (0.3), as an iron-loaded spleen on T2 does,
+    # and each organ draws its own gain.
+    assert min(spleen_means) < 0.25 and max(spleen_means) > 0.9
+    assert len({round(r, 3) for r in liver_ratios}) > 20
+    assert AugmentSettings().organ_gain_p == 0.0
+
+
 def test_coarse_views_blur_the_image_as_larger_pixels_would_and_keep_the_labels():
     from hsam.train.augment import coarser_pixels
 
@@ -225,6 +250,9 @@ def test_stage_weights_over_is_a_cli_flag_and_is_checked(tmp_path):
     assert over().organ_levels == 0.0 and over("--organ-levels", "0.5").organ_levels == 0.5
     with pytest.raises(TrainingError, match="--organ-levels must be in"):
         TrainSettings(out=str(tmp_path), organ_levels=1.5).validate()
+    assert over().organ_gain == 0.0 and over("--organ-gain", "0.5").organ_gain == 0.5
+    with pytest.raises(TrainingError, match="--organ-gain must be in"):
+        TrainSettings(out=str(tmp_path), organ_gain=1.5).validate()
     assert over().coarse_views == 0.0 and over("--coarse-views", "0.3").coarse_views == 0.3
     with pytest.raises(TrainingError, match="--coarse-views must be in"):
         TrainSettings(out=str(tmp_path), coarse_views=2.0).validate()
@@ -234,10 +262,11 @@ def test_a_state_from_before_a_setting_existed_resumes_with_what_it_was_trained_
     # States written before --ema and --stage-weights-over existed were trained without an average and with the
     # stage weight at the epoch index: resuming them needs exactly those settings, and the error says so.
     from hsam.train import TrainingError
-    from hsam.train.checkpoint import check_same_settings
+    from hsam.train.checkpoint import BEFORE_ADDED, check_same_settings
 
     old = {"lr": 0.002}
     check_same_settings(old, {"lr": 0.002, "ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0,
-                              "lora_blocks": 0, "organ_levels": 0.0, "coarse_views": 0.0}, tmp_path)
+                              "lora_blocks": 0, "organ_levels": 0.0, "coarse_views": 0.0,
+                              "organ_gain": 0.0, "modality": None}, tmp_path)
     with pytest.raises(TrainingError, match="stage_weights_over: 'epochs' then, 'run' now"):
-        check_same_settings(old, {"lr": 0.002, "ema": 0.0, "stage_weights_over": "run"}, tmp_path)
+        check_same_settings(old, {**BEFORE_ADDED, "lr": 0.002, "stage_weights_over": "run"}, tmp_path)

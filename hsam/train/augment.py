@@ -40,6 +40,8 @@ class AugmentSettings:
     organ_jitter_p: float = 0.5
     organ_edge_sigma: float = 1.0  # pixels: the shift fades in across an organ's edge, as partial volume does
     organ_levels_p: float = 0.0  # chance that each organ's mean moves to a random level in [0, 1]; 0: off
+    organ_gain_p: float = 0.0  # chance that each organ's intensities are multiplied by a random gain; 0: off
+    organ_gain_range: Tuple[float, float] = (0.25, 2.0)  # drawn log-uniformly: down to a quarter, up to twice
     coarse_p: float = 0.0  # chance that a view is shown at coarser pixels (blurred, as a low-resolution scan); 0: off
     coarse_range: Tuple[float, float] = (1.5, 4.0)  # how many times coarser
 
@@ -70,6 +72,8 @@ def augment_slice(image: np.ndarray, label: np.ndarray, rng: np.random.Generator
         image = _shift_organs(image, label, rng, settings)
     if settings.organ_levels_p > 0 and rng.random() < settings.organ_levels_p:
         image = _random_organ_levels(image, label, rng, settings)
+    if settings.organ_gain_p > 0 and rng.random() < settings.organ_gain_p:
+        image = _random_organ_gains(image, label, rng, settings)
     if settings.intensity_jitter and jitter < 0.5:
         image = np.clip(image * contrast + brightness, 0.0, 1.0).astype(np.float32)
     if settings.coarse_p > 0 and rng.random() < settings.coarse_p:
@@ -108,6 +112,19 @@ def _random_organ_levels(image: np.ndarray, label: np.ndarray, rng: np.random.Ge
     shifts = np.where(counts > 0, levels - sums / np.maximum(counts, 1), 0.0).astype(np.float32)
     shifts[0] = 0.0
     return _add_per_organ(image, label, shifts, settings)
+
+
+def _random_organ_gains(image: np.ndarray, label: np.ndarray, rng: np.random.Generator, settings: AugmentSettings
+                        ) -> np.ndarray:
+    """Multiplies each organ's intensities by its own gain: an MR signal shortened by iron (a dark liver and
+    spleen on T2) or lengthened by oedema scales the organ and its texture together, where an added shift keeps
+    the texture's full contrast on a dark organ."""
+    gains = np.ones(int(label.max()) + 1, dtype=np.float32)
+    gains[1:] = np.exp(rng.uniform(*np.log(settings.organ_gain_range), size=len(gains) - 1))
+    factor = gains[label]
+    if settings.organ_edge_sigma > 0:
+        factor = gaussian_filter(factor, settings.organ_edge_sigma)
+    return np.clip(image * factor, 0.0, 1.0).astype(np.float32)
 
 
 def _add_per_organ(image: np.ndarray, label: np.ndarray, shifts: np.ndarray, settings: AugmentSettings

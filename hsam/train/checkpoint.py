@@ -25,7 +25,7 @@ STATE_FILE = "state.pt"
 _REQUIRED = ("format", "model", "optimizer", "progress", "settings")
 # Settings added after states were already being written, with what a state that lacks them was trained with.
 BEFORE_ADDED = {"ema": 0.0, "stage_weights_over": "epochs", "organ_jitter": 0.0, "modality": None, "lora_blocks": 0,
-                "organ_levels": 0.0, "coarse_views": 0.0}
+                "organ_levels": 0.0, "coarse_views": 0.0, "organ_gain": 0.0}
 
 
 @dataclass

@@ -182,6 +182,10 @@ class TrainOptions:
                                  "mean intensity to a random level in [0, 1], texture kept (domain randomisation), so "
                                  "a structure far darker or brighter than in the training scans is still found; 0 "
                                  "(default): off")
+    organ_gain: float = option(0.0, "cases", bounds=UNIT, metavar="P", result=True,
+                               help="also, in a share P of the augmented views, multiply each labelled structure's "
+                               "intensities by a random gain in [1/4, 2] (log-uniform), as iron darkens a liver "
+                               "and spleen on T2 MR; 0 (default): off")
     coarse_views: float = option(0.0, "cases", bounds=UNIT, metavar="P", result=True,
                                  help="also show a share P of the augmented views at 1.5-4x coarser pixels (blurred "
                                  "as a low-resolution scan looks once resized to the model input), so scans with "

@@ -136,7 +136,8 @@ class Trainer:
         self.input_size: int = self.model.img_size
         self.augmentation: Optional[AugmentSettings] = AugmentSettings(
             intensity_jitter=settings.intensity_jitter, organ_jitter=settings.organ_jitter,
-            organ_levels_p=settings.organ_levels, coarse_p=settings.coarse_views) if settings.augment else None
+            organ_levels_p=settings.organ_levels, organ_gain_p=settings.organ_gain,
+            coarse_p=settings.coarse_views) if settings.augment else None
         self.steps = plan_steps(training_slices=len(self.data.train_slices), batch_size=settings.batch_size,
                                 accumulate=settings.accumulate, processes=world.size, epochs=settings.epochs,
                                 warmup_steps=settings.warmup_steps)

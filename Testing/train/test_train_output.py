@@ -10,7 +10,9 @@ import sys
 import pytest
 from train_fixtures import BTCV_LABEL_MAP, btcv_pairs
 
+from hsam.train import TrainSettings
 from hsam.train.checkpoint import state_path
+from hsam.train.output_folder import inference_options
 
 
 def _hsam_train(*args):
@@ -92,3 +94,15 @@ def test_the_inference_options_given_to_training_are_the_models_defaults(data_di
                               tmp_path / "seg.nii.gz"], capture_output=True, text=True, timeout=300)
     assert segment.returncode == 0, segment.stderr
     assert "inference options: --slice-smoothing 0.25" in segment.stdout + segment.stderr
+
+    # Fine-tuned from that model, a new model keeps its options unless told otherwise; 0 turns one off.
+    tuned = tmp_path / "tuned"
+    again = _hsam_train("--base", out, "--out", tuned, *command[4:], "--progress", "none")
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tuned / "model.json").read_text())["inference"] == {"slice_smoothing": 0.25}
+    base_card = {"inference": {"slice_smoothing": 0.25, "box_prompts": 0.5}}
+    assert inference_options(TrainSettings(out="x"), base_card) == base_card
+    assert inference_options(TrainSettings(out="x", box_prompts=0.0), base_card) == {
+        "inference": {"slice_smoothing": 0.25}}
+    assert inference_options(TrainSettings(out="x", slice_smoothing=0.0, box_prompts=0.0), base_card) == {}
+    assert inference_options(TrainSettings(out="x"), None) == {}  # a new model: off

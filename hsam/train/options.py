@@ -275,12 +275,13 @@ class TrainOptions:
                         "%(default)s; 0: the last weights); steadier than the last weights on few slices")
     seed: int = option(2345, "recipe", bounds=Bounds(0, integer=True), result=True)
     # Inference: not used in training; the card keeps them as the options the model is meant to be used with.
-    slice_smoothing: float = option(0.0, "inference", bounds=Bounds(0, 0.5, high_open=True), metavar="W",
-                                    help="hsam segment --slice-smoothing W by default (docs/inference.md); 0 "
-                                    "(default): off")
-    box_prompts: float = option(0.0, "inference", bounds=UNIT, metavar="W",
-                                help="hsam segment --box-prompts W by default (LiteMedSAM models; docs/inference.md); "
-                                "0 (default): off")
+    # None: the base model's own value (off for a new model).
+    slice_smoothing: Optional[float] = option(None, "inference", bounds=Bounds(0, 0.5, high_open=True), metavar="W",
+                                              help="hsam segment --slice-smoothing W by default (docs/inference.md); "
+                                              "default: the base model's (off for a new model); 0: off")
+    box_prompts: Optional[float] = option(None, "inference", bounds=UNIT, metavar="W",
+                                          help="hsam segment --box-prompts W by default (LiteMedSAM models; "
+                                          "docs/inference.md); default: the base model's (off for a new model); 0: off")
     # Run.
     device: str = option("auto", "run", help="auto (default), cpu, cuda, cuda:1, ...",
                          panel=Panel("device", "Device",

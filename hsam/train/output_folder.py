@@ -117,15 +117,19 @@ def training_card(model, settings: TrainSettings, data: PreparedData, backbone_w
                      description=f"Fine-tuned from {training['base_model']} with hsam train.",
                      normalization=base.normalization(settings.modality), canonical_orientation=base.orientation,
                      slice_field=base.slice_field, metrics=metrics, training=training,
-                     class_statistics=class_statistics(data, noise_variance), **inference_options(settings))
+                     class_statistics=class_statistics(data, noise_variance), **inference_options(settings, base.card))
 
 
-def inference_options(settings: TrainSettings) -> Dict[str, Any]:
+def inference_options(settings: TrainSettings, base_card: Optional[Dict[str, Any]]) -> Dict[str, Any]:
     """The card's "inference" entry, with the options hsam segment should use by default; none when all are off.
-    A base model's own options are not carried over: they were chosen for it, not for what it becomes. The card's
-    keys are the settings of the option table's "inference" group (those ``slice_predictor.card_option`` reads)."""
+    An option not given keeps the base model's value: a model fine-tuned from the CT model is used as that model is
+    (the CT model adapted to MR gained 1.0 point with them), and 0 turns one off. The card's keys are the settings
+    of the option table's "inference" group (those ``slice_predictor.card_option`` reads)."""
     names = [f.name for f, option in declared() if option.group == "inference"]
-    chosen = {name: getattr(settings, name) for name in names if getattr(settings, name)}
+    inherited = (base_card or {}).get("inference") or {}
+    values = {name: inherited.get(name, 0.0) if getattr(settings, name) is None else getattr(settings, name)
+              for name in names}
+    chosen = {name: value for name, value in values.items() if value}
     return {"inference": chosen} if chosen else {}
 
 

@@ -46,11 +46,10 @@ def enginePackageFolder(moduleDir: Path = MODULE_DIR) -> Optional[Path]:
 
 
 @lru_cache(maxsize=None)
-@lru_cache(maxsize=None)
 def loadEngineFile(relativePath: str, moduleDir: Path = MODULE_DIR) -> ModuleType:
     """One file of the engine, e.g. ``train/slice_counts.py``, run on its own: the ``hsam`` package is not imported
     (that would import torch, and the engine's packages may not be installed yet). Only for files that import
-    nothing of the engine; each says so in its docstring. Run once per process: the panel asks on every change."""
+    nothing of the engine; each says so in its docstring."""
     package = enginePackageFolder(moduleDir)
     if package is None or not (package / relativePath).is_file():
         raise RuntimeError("The hsam engine was not found next to the module: reinstall the HSAM extension.")

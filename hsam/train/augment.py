@@ -121,18 +121,18 @@ def _random_organ_gains(image: np.ndarray, label: np.ndarray, rng: np.random.Gen
     the texture's full contrast on a dark organ."""
     gains = np.ones(int(label.max()) + 1, dtype=np.float32)
     gains[1:] = np.exp(rng.uniform(*np.log(settings.organ_gain_range), size=len(gains) - 1))
-    factor = gains[label]
-    if settings.organ_edge_sigma > 0:
-        factor = gaussian_filter(factor, settings.organ_edge_sigma)
-    return np.clip(image * factor, 0.0, 1.0).astype(np.float32)
+    return np.clip(image * _per_organ(gains, label, settings), 0.0, 1.0).astype(np.float32)
 
 
 def _add_per_organ(image: np.ndarray, label: np.ndarray, shifts: np.ndarray, settings: AugmentSettings
                    ) -> np.ndarray:
-    offset = shifts[label]
-    if settings.organ_edge_sigma > 0:
-        offset = gaussian_filter(offset, settings.organ_edge_sigma)
-    return np.clip(image + offset, 0.0, 1.0).astype(np.float32)
+    return np.clip(image + _per_organ(shifts, label, settings), 0.0, 1.0).astype(np.float32)
+
+
+def _per_organ(values: np.ndarray, label: np.ndarray, settings: AugmentSettings) -> np.ndarray:
+    """Each pixel's value by its class, faded across organ edges as partial volume does."""
+    field = values[label]
+    return gaussian_filter(field, settings.organ_edge_sigma) if settings.organ_edge_sigma > 0 else field
 
 
 def _sampling_grid(h: int, w: int, angle: float, zoom: float) -> np.ndarray:

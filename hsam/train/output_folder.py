@@ -127,9 +127,12 @@ def inference_options(settings: TrainSettings, base_card: Optional[Dict[str, Any
     of the option table's "inference" group (those ``slice_predictor.card_option`` reads)."""
     names = [f.name for f, option in declared() if option.group == "inference"]
     inherited = (base_card or {}).get("inference") or {}
-    values = {name: inherited.get(name, 0.0) if getattr(settings, name) is None else getattr(settings, name)
-              for name in names}
-    chosen = {name: value for name, value in values.items() if value}
+    chosen = {}
+    for name in names:
+        value = getattr(settings, name)
+        value = inherited.get(name, 0.0) if value is None else value
+        if value:
+            chosen[name] = value
     return {"inference": chosen} if chosen else {}
 
 

@@ -191,7 +191,7 @@ def benchmark_rows(run: Runner, name: str, label: str, ct: Volume, batch: int, s
               Row(f"{label}: naive loop (1 slice, fp32)", naive["slices/s"], "slices/s"),
               Row(f"{label}: speed-up over the naive loop", f"{speedup:.2f}", "x", ">= 5", _met(speedup >= 5, sizes)),
               Row(f"{label}: share of the bf16 matmul peak", ours["% of peak"].rstrip("%"),
-                  f"% of {float(ours['matmul peak']) / 1000:.1f} TFLOP/s (2048^3 matmul, same run)"),
+                  f"% of {float(ours['matmul peak']) / 1000:.1f} TFLOP/s (a matmul of up to 2048^3, same run)"),
               memory]
     if target_seconds is not None:
         seconds = ct.slices / slices_per_s

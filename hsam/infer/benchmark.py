@@ -59,16 +59,29 @@ class PeakMemory:
         self._thread.join()
 
 
-def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b
-    _sync(device)
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 5,
+                       budget_s: float = 3.0) -> float:
+    """GFLOP/s of an n x n matmul in ``dtype``, the largest power of two up to n whose ``repeats`` products fit in
+    about ``budget_s``: where a CPU emulates a dtype (bf16 without AVX512-BF16/AMX) one 2048^3 product takes
+    minutes, so a smaller one measures the same rate in seconds."""
+    size = min(n, 256)
+    while True:
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        a @ b  # warm-up
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        one = time.perf_counter() - start
+        if size * 2 > n or one * 8 * repeats > budget_s:  # twice the size: 8 times the work
+            break
+        size *= 2
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
     _sync(device)
-    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
+    return 2 * size ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def _sync(device: torch.device) -> None:

@@ -137,12 +137,15 @@ def run_benchmark(model, volume: np.ndarray, device: torch.device, batch_size: i
     slices = volume.shape[0]
     gflop = gflop_per_slice or flops_per_slice(model, model.img_size, device) / 1e9
     rows = []
+    peaks: Dict[torch.dtype, float] = {}  # one measurement per dtype: the naive loop and fp32 share it
 
     def progress_of(name: str) -> Optional[Callable[[int, int], None]]:
         return None if on_progress is None else lambda done, total: on_progress(name, done, total)
 
     def measure(name: str, dtype: torch.dtype, fn) -> np.ndarray:
-        peak = matmul_peak_gflops(device, dtype)
+        if dtype not in peaks:
+            peaks[dtype] = matmul_peak_gflops(device, dtype)
+        peak = peaks[dtype]
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         _sync(device)
